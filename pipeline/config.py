@@ -1,0 +1,261 @@
+"""The schema of every parameter, and loading of params.yaml against it.
+
+conf/ (Hydra) says what the values are; this module says what they may be.
+Every stage validates the whole params.yaml before doing any work, so a typo
+or an out-of-range value stops the pipeline with one line naming the key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+
+from pipeline.errors import PipelineError
+
+PARAMS_FILE = Path("params.yaml")
+
+# Names become file paths, DVC stage names and MLflow experiment/run names.
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]+$")]
+KeepProbability = Annotated[float, Field(gt=0, le=1)]
+Fraction = Annotated[float, Field(ge=0, lt=1)]
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- datasets ---------------------------------------------------------------
+
+
+class MoonsSource(Schema):
+    """scikit-learn's make_moons: two interleaving half circles."""
+
+    kind: Literal["moons"]
+    n_samples: PositiveInt
+    noise: NonNegativeFloat
+    seed: int
+
+
+class CirclesSource(Schema):
+    """scikit-learn's make_circles: a small circle inside a large one."""
+
+    kind: Literal["circles"]
+    n_samples: PositiveInt
+    noise: NonNegativeFloat
+    factor: float = Field(gt=0, lt=1)
+    seed: int
+
+
+class MatDownloadSource(Schema):
+    """A MATLAB .mat file downloaded from the first mirror that answers, checked
+    against its sha256. test_keys names the test set the file ships, if any."""
+
+    kind: Literal["mat_download"]
+    urls: list[Annotated[str, StringConstraints(pattern=r"^(https?|file)://")]] = Field(min_length=1)
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    train_keys: tuple[str, str] = ("X", "y")
+    test_keys: tuple[str, str] | None = ("Xval", "yval")
+    timeout_seconds: PositiveFloat = 30.0
+
+
+Source = Annotated[Union[MoonsSource, CirclesSource, MatDownloadSource], Field(discriminator="kind")]
+SOURCE_KINDS = {"moons", "circles", "mat_download"}
+
+
+def ships_test_set(source: Source) -> bool:
+    return isinstance(source, MatDownloadSource) and source.test_keys is not None
+
+
+class SplitConfig(Schema):
+    """Shares of the data held out for dev (tuning, early stopping) and test."""
+
+    dev: Fraction
+    test: Fraction
+    seed: int
+
+    @model_validator(mode="after")
+    def _leaves_training_data(self):
+        if self.dev + self.test >= 1:
+            raise ValueError("dev + test must be below 1, or nothing is left to train on")
+        return self
+
+
+class DatasetConfig(Schema):
+    source: Source
+    split: SplitConfig
+
+    @model_validator(mode="after")
+    def _test_share_only_without_own_test_set(self):
+        if ships_test_set(self.source) and self.split.test != 0:
+            raise ValueError("split.test must be 0: this dataset ships its own test set")
+        if not ships_test_set(self.source) and self.split.test == 0:
+            raise ValueError("split.test must be above 0: this dataset has no test set of its own")
+        return self
+
+
+# --- model and training -----------------------------------------------------
+
+
+class ModelConfig(Schema):
+    hidden: list[PositiveInt]
+    activation: Literal["relu", "tanh", "sigmoid", "leaky_relu"]
+    # he: N(0, 2/fan_in); xavier: N(0, 2/(fan_in+fan_out)); randn_sqrt_fan_in:
+    # N(0, 1/fan_in) as in the course notebooks. Biases start at zero.
+    init: Literal["he", "xavier", "randn_sqrt_fan_in"]
+
+
+class TrainerConfig(Schema):
+    optimizer: Literal["sgd", "adam"]
+    lr: PositiveFloat
+    max_steps: PositiveInt
+    batch_size: PositiveInt | None = None  # None: full-batch gradient descent
+    eval_every: PositiveInt  # steps between dev evaluations and metric logging
+
+
+# --- regularization ---------------------------------------------------------
+
+
+class L2Config(Schema):
+    """cost + strength/(2m) * sum of squared weights."""
+
+    strength: NonNegativeFloat
+    regularize_bias: bool = False
+
+
+class DropoutConfig(Schema):
+    """Inverted dropout after each hidden layer's activation."""
+
+    keep_prob: list[KeepProbability] = Field(min_length=1)  # one per hidden layer
+
+
+class EarlyStoppingConfig(Schema):
+    monitor: Literal["dev_loss", "dev_accuracy"] = "dev_loss"
+    patience: int = Field(ge=1)  # evaluations without improvement before stopping
+    min_delta: NonNegativeFloat = 0.0
+
+
+class RecipeConfig(Schema):
+    """A regularization recipe: each technique present is applied; none is the baseline."""
+
+    l2: L2Config | None = None
+    dropout: DropoutConfig | None = None
+    early_stopping: EarlyStoppingConfig | None = None
+
+    def techniques(self) -> list[str]:
+        return [name for name in type(self).model_fields if getattr(self, name) is not None]
+
+
+# --- whole runs -------------------------------------------------------------
+
+
+class ReportConfig(Schema):
+    # train error above this: the model underfits (high bias)
+    high_bias_error: float = Field(gt=0, lt=1)
+    # dev error minus train error above this: the model overfits (high variance)
+    high_variance_gap: float = Field(gt=0, lt=1)
+
+
+class RunConfig(Schema):
+    """Everything one training run depends on."""
+
+    seed: int
+    dataset_name: Name
+    dataset: DatasetConfig
+    model: ModelConfig
+    trainer: TrainerConfig
+    recipe: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_+-]+$")]
+    regularization: RecipeConfig
+
+    @model_validator(mode="after")
+    def _fits_the_model(self):
+        _check_recipe_fits(self.regularization, self.model, self.dataset, "regularization")
+        return self
+
+
+class PipelineConfig(Schema):
+    """params.yaml: the datasets, the suite of recipes, and what they share."""
+
+    seed: int
+    datasets: dict[Name, DatasetConfig] = Field(min_length=1)
+    model: ModelConfig
+    trainer: TrainerConfig
+    suite: dict[Name, RecipeConfig] = Field(min_length=1)
+    report: ReportConfig
+
+    @model_validator(mode="after")
+    def _recipes_fit_the_model(self):
+        for dataset in self.datasets.values():
+            for name, recipe in self.suite.items():
+                _check_recipe_fits(recipe, self.model, dataset, f"suite.{name}")
+        return self
+
+    def run(self, dataset_name: str, recipe: str) -> RunConfig:
+        if dataset_name not in self.datasets:
+            raise PipelineError(f"unknown dataset {dataset_name!r}: params.yaml has {sorted(self.datasets)}")
+        if recipe not in self.suite:
+            raise PipelineError(f"unknown recipe {recipe!r}: params.yaml has {sorted(self.suite)}")
+        return RunConfig(
+            seed=self.seed,
+            dataset_name=dataset_name,
+            dataset=self.datasets[dataset_name],
+            model=self.model,
+            trainer=self.trainer,
+            recipe=recipe,
+            regularization=self.suite[recipe],
+        )
+
+
+def _check_recipe_fits(recipe: RecipeConfig, model: ModelConfig, dataset: DatasetConfig, where: str) -> None:
+    if recipe.dropout is not None and len(recipe.dropout.keep_prob) != len(model.hidden):
+        raise ValueError(
+            f"{where}.dropout.keep_prob has {len(recipe.dropout.keep_prob)} values "
+            f"but model.hidden has {len(model.hidden)} layers"
+        )
+    if recipe.early_stopping is not None and dataset.split.dev == 0:
+        raise ValueError(f"{where}.early_stopping needs a dev set, but split.dev is 0")
+
+
+# --- loading ----------------------------------------------------------------
+
+
+def validate(schema: type[Schema], data: object, origin: str):
+    """Validate data against schema; the first problem becomes one PipelineError line."""
+    try:
+        return schema.model_validate(data)
+    except ValidationError as error:
+        raise PipelineError(f"{origin}: {describe(error)}") from None
+
+
+def describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    # A discriminated union adds the tag ('moons') to the location: drop it.
+    parts = [str(p) for i, p in enumerate(first["loc"]) if not (i and first["loc"][i - 1] == "source" and p in SOURCE_KINDS)]
+    where = ".".join(parts)
+    message = {"extra_forbidden": "unknown key", "missing": "required key is missing"}.get(first["type"], first["msg"])
+    message = message.removeprefix("Value error, ")
+    value = first.get("input")
+    shown = f" (got {value!r})" if first["type"] not in ("missing", "extra_forbidden") and not isinstance(value, (dict, list)) else ""
+    return f"{where}: {message}{shown}" if where else f"{message}{shown}"
+
+
+def load_params(path: Path = PARAMS_FILE) -> PipelineConfig:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise PipelineError(f"{path} not found: run from the repository root") from None
+    except yaml.YAMLError as error:
+        raise PipelineError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
+    return validate(PipelineConfig, data, str(path))

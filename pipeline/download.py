@@ -1,0 +1,45 @@
+"""HTTP download from a list of mirrors, verified against a sha256 checksum."""
+
+from __future__ import annotations
+
+import hashlib
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from pipeline.atomic import atomic_path
+from pipeline.errors import PipelineError
+
+CHUNK = 1 << 16
+
+
+def download(urls: list[str], sha256: str, target: Path, timeout: float = 30.0) -> Path:
+    """Fetch the first mirror that answers into target, atomically.
+
+    A mirror that is down is skipped; a file whose checksum differs is
+    discarded and reported, since a mirror serving the wrong bytes is a
+    problem the user must know about, not route around.
+    """
+    failures = []
+    for url in urls:
+        try:
+            with atomic_path(target) as tmp:
+                digest = _fetch(url, tmp, timeout)
+                if digest != sha256:
+                    raise PipelineError(
+                        f"checksum mismatch for {url}: expected sha256 {sha256}, got {digest}; "
+                        "the download was discarded"
+                    )
+            return target
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            failures.append(f"{url}: {getattr(error, 'reason', error)}")
+    raise PipelineError("download failed, no mirror answered: " + "; ".join(failures))
+
+
+def _fetch(url: str, path: Path, timeout: float) -> str:
+    digest = hashlib.sha256()
+    with urllib.request.urlopen(url, timeout=timeout) as response, open(path, "wb") as out:
+        while chunk := response.read(CHUNK):
+            digest.update(chunk)
+            out.write(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,121 @@
+"""Stage evaluate: measure one trained model on train, dev and, once, test;
+write metrics/<dataset>/<recipe>.json and plots/<dataset>/<recipe>/decision_boundary.png,
+and log both into the MLflow run that trained the model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from pipeline.atomic import write_json
+from pipeline.config import load_params
+from pipeline.datasets import SPLITS, Splits, load_splits
+from pipeline.errors import PipelineError, cli
+from pipeline.model import MLP, as_tensors, load_network
+
+MODELS_DIR = Path("models")
+
+
+def model_path(dataset: str, recipe: str) -> Path:
+    return MODELS_DIR / dataset / recipe / "model.pt"
+
+
+def run_record_path(dataset: str, recipe: str) -> Path:
+    return MODELS_DIR / dataset / recipe / "mlflow_run.json"
+
+
+def metrics_path(dataset: str, recipe: str) -> Path:
+    return Path("metrics") / dataset / f"{recipe}.json"
+
+
+def boundary_path(dataset: str, recipe: str) -> Path:
+    return Path("plots") / dataset / recipe / "decision_boundary.png"
+
+
+@torch.no_grad()
+def measure(net: MLP, splits: Splits) -> dict[str, dict[str, float]]:
+    """Accuracy (a fraction) and mean cross-entropy on every non-empty split."""
+    net.eval()
+    metrics = {}
+    for part in SPLITS:
+        if len(splits.y[part]) == 0:
+            continue
+        x, y = as_tensors(splits.X[part], splits.y[part])
+        logits = net(x)
+        metrics[part] = {
+            "accuracy": (net.predict(logits) == y).double().mean().item(),
+            "loss": net.loss(logits, y).item(),
+        }
+    return metrics
+
+
+def metric_name(part: str, name: str) -> str:
+    # train_*/dev_* are the learning curves; the evaluated model's are final_*
+    return f"test_{name}" if part == "test" else f"final_{part}_{name}"
+
+
+def log_to_run(client, run_id: str, metrics: dict, artifacts: list[Path]) -> None:
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    client.log_batch(
+        run_id,
+        metrics=[Metric(metric_name(part, name), value, now, 0) for part, values in metrics.items()
+                 for name, value in values.items()],
+    )
+    for path in artifacts:
+        client.log_artifact(run_id, str(path), "evaluation")
+
+
+def evaluate_and_log(client, run_id: str, net: MLP, splits: Splits, recipe: str, plot_path: Path) -> dict:
+    """Measure, draw and log to the run; a failure marks the run FAILED."""
+    from pipeline.plots import decision_boundary
+
+    try:
+        metrics = measure(net, splits)
+        if splits.n_features == 2:
+            decision_boundary(plot_path, net, splits, recipe, metrics)
+        log_to_run(client, run_id, metrics, [plot_path] if plot_path.exists() else [])
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    return metrics
+
+
+@cli
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--recipe", required=True)
+    args = parser.parse_args(argv)
+    load_params().run(args.dataset, args.recipe)  # validates params and names
+
+    from pipeline.tracking import connect
+
+    splits = load_splits(args.dataset)
+    net = load_network(model_path(args.dataset, args.recipe))
+    try:
+        run_id = json.loads(run_record_path(args.dataset, args.recipe).read_text())["run_id"]
+    except (OSError, ValueError, KeyError):
+        raise PipelineError(f"{run_record_path(args.dataset, args.recipe)} is missing or corrupt: rerun training") from None
+    client = connect()
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_run(run_id)
+    except MlflowException:
+        raise PipelineError(
+            f"MLflow run {run_id} of {args.dataset}/{args.recipe} is not in the tracking store; "
+            f"retrain it: dvc repro --force train@{args.dataset}-{args.recipe}"
+        ) from None
+    metrics = evaluate_and_log(client, run_id, net, splits, args.recipe, boundary_path(args.dataset, args.recipe))
+    write_json(metrics_path(args.dataset, args.recipe), metrics)
+    print(f"evaluate {args.dataset}/{args.recipe}: " + ", ".join(f"{p} {m['accuracy']:.3f}" for p, m in metrics.items()))
+
+
+if __name__ == "__main__":
+    main()

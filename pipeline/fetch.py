@@ -1,0 +1,30 @@
+"""Stage fetch: materialize one dataset's raw data into data/raw/<name>.npz."""
+
+from __future__ import annotations
+
+import argparse
+
+from pipeline.atomic import write_npz
+from pipeline.config import load_params
+from pipeline.datasets import check, materialize, raw_path
+from pipeline.errors import PipelineError, cli
+
+
+@cli
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("dataset", help="a key of datasets in params.yaml")
+    name = parser.parse_args(argv).dataset
+    params = load_params()
+    if name not in params.datasets:
+        raise PipelineError(f"unknown dataset {name!r}: params.yaml has {sorted(params.datasets)}")
+    raw = check(materialize(params.datasets[name].source), name)
+    arrays = {"X": raw.X, "y": raw.y}
+    if raw.X_test is not None:
+        arrays |= {"X_test": raw.X_test, "y_test": raw.y_test}
+    write_npz(raw_path(name), **arrays)
+    print(f"fetch {name}: {len(raw.X)} points" + (f" + {len(raw.X_test)} test points" if raw.X_test is not None else ""))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""The network: a multilayer perceptron whose layers the recipe shapes
+(dropout after hidden activations), and its initialization."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from pipeline.config import ModelConfig, RecipeConfig
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "leaky_relu": nn.LeakyReLU}
+
+
+def as_tensors(X, y) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long)
+
+
+class MLP(nn.Sequential):
+    """Linear -> activation [-> dropout] per hidden layer, then a linear output.
+
+    Two classes get one output unit (a logit, sigmoid at prediction time), more
+    classes one logit per class (softmax).
+    """
+
+    def __init__(self, n_features: int, n_classes: int, model: ModelConfig, recipe: RecipeConfig):
+        keep_prob = recipe.dropout.keep_prob if recipe.dropout else [1.0] * len(model.hidden)
+        sizes = [n_features, *model.hidden]
+        layers: list[nn.Module] = []
+        for fan_in, fan_out, keep in zip(sizes, sizes[1:], keep_prob):
+            layers += [nn.Linear(fan_in, fan_out), ACTIVATIONS[model.activation]()]
+            if keep < 1:
+                # torch's dropout is inverted dropout: it scales kept units by
+                # 1/keep at train time and is the identity in eval mode.
+                layers.append(nn.Dropout(p=1 - keep))
+        layers.append(nn.Linear(sizes[-1], 1 if n_classes == 2 else n_classes))
+        super().__init__(*layers)
+        self.n_classes = n_classes
+        initialize(self, model.init)
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of logits against class indices."""
+        if self.n_classes == 2:
+            return nn.functional.binary_cross_entropy_with_logits(logits.squeeze(1), y.to(logits.dtype))
+        return nn.functional.cross_entropy(logits, y)
+
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities, (n, k); for two classes column 1 is P(class 1)."""
+        logits = self(x)
+        if self.n_classes == 2:
+            p = torch.sigmoid(logits)
+            return torch.cat([1 - p, p], dim=1)
+        return torch.softmax(logits, dim=1)
+
+    def predict(self, logits: torch.Tensor) -> torch.Tensor:
+        """Class indices from logits: threshold 0.5 (logit 0) or argmax."""
+        if self.n_classes == 2:
+            return (logits.squeeze(1) > 0).long()
+        return logits.argmax(dim=1)
+
+    def linear_layers(self) -> list[nn.Linear]:
+        return [m for m in self if isinstance(m, nn.Linear)]
+
+
+def initialize(net: MLP, scheme: str) -> None:
+    """Weights drawn from N(0, std^2) with std set by the scheme; biases zero."""
+    for layer in net.linear_layers():
+        fan_out, fan_in = layer.weight.shape
+        std = {
+            "he": math.sqrt(2 / fan_in),
+            "xavier": math.sqrt(2 / (fan_in + fan_out)),
+            "randn_sqrt_fan_in": math.sqrt(1 / fan_in),
+        }[scheme]
+        with torch.no_grad():
+            layer.weight.normal_(0.0, std)
+            layer.bias.zero_()
+
+
+def save_network(net: MLP, n_features: int, model: ModelConfig, recipe: RecipeConfig, target) -> None:
+    """Weights plus what it takes to rebuild the network (loadable with weights_only)."""
+    from pipeline.atomic import atomic_path
+
+    checkpoint = {
+        "state_dict": net.state_dict(),
+        "n_features": n_features,
+        "n_classes": net.n_classes,
+        "model": model.model_dump(mode="json"),
+        "regularization": recipe.model_dump(mode="json"),
+    }
+    with atomic_path(target) as tmp:
+        torch.save(checkpoint, tmp)
+
+
+def load_network(path) -> MLP:
+    from pipeline.errors import PipelineError
+
+    try:
+        checkpoint = torch.load(path, weights_only=True)
+        net = MLP(
+            checkpoint["n_features"],
+            checkpoint["n_classes"],
+            ModelConfig.model_validate(checkpoint["model"]),
+            RecipeConfig.model_validate(checkpoint["regularization"]),
+        )
+        net.load_state_dict(checkpoint["state_dict"])
+    except FileNotFoundError:
+        raise PipelineError(f"{path} is missing: run the train stage (dvc repro)") from None
+    except Exception as error:  # truncated file, wrong format, mismatched weights
+        raise PipelineError(f"{path} is not a loadable model ({type(error).__name__}): rerun the train stage") from None
+    return net.eval()

@@ -1,0 +1,132 @@
+"""Stage report: compare every recipe of one dataset.
+
+Writes reports/<dataset>/summary.md (a table with the diagnosis of each
+recipe), summary.json (the same figures, as DVC metrics) and
+decision_boundaries.png (all recipes side by side on the same axes and colour
+scale), and logs them to a run named "report" in the dataset's MLflow
+experiment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from pipeline.atomic import write_json, write_text
+from pipeline.config import PARAMS_FILE, ReportConfig, load_params
+from pipeline.errors import PipelineError, cli
+from pipeline.evaluate import metrics_path, model_path
+
+REPORTS_DIR = Path("reports")
+
+
+def diagnose(metrics: dict, thresholds: ReportConfig) -> str:
+    """Bias from the train error, variance from the gap between train error
+    and dev error (test error when there is no dev set)."""
+    train_error = 1 - metrics["train"]["accuracy"]
+    held_out = metrics.get("dev", metrics["test"])
+    high_bias = train_error > thresholds.high_bias_error
+    high_variance = (1 - held_out["accuracy"]) - train_error > thresholds.high_variance_gap
+    if high_bias and high_variance:
+        return "high bias and high variance"
+    if high_bias:
+        return "high bias (underfitting)"
+    if high_variance:
+        return "high variance (overfitting)"
+    return "appropriate"
+
+
+def summarize(metrics: dict[str, dict], thresholds: ReportConfig) -> dict[str, dict]:
+    summary = {}
+    for recipe, m in metrics.items():
+        summary[recipe] = {
+            "train_accuracy": m["train"]["accuracy"],
+            "dev_accuracy": m["dev"]["accuracy"] if "dev" in m else None,
+            "test_accuracy": m["test"]["accuracy"],
+            "generalization_gap": m["train"]["accuracy"] - m["test"]["accuracy"],
+            "diagnosis": diagnose(m, thresholds),
+        }
+    return summary
+
+
+def markdown(dataset: str, summary: dict[str, dict], thresholds: ReportConfig) -> str:
+    def pct(value):
+        return "n/a" if value is None else f"{value:.1%}"
+
+    lines = [
+        f"# {dataset}: regularization recipes compared",
+        "",
+        "| recipe | train acc | dev acc | test acc | gap (train - test) | diagnosis |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for recipe, row in summary.items():
+        lines.append(
+            f"| {recipe} | {pct(row['train_accuracy'])} | {pct(row['dev_accuracy'])} | {pct(row['test_accuracy'])} "
+            f"| {row['generalization_gap'] * 100:+.1f} pts | {row['diagnosis']} |"
+        )
+    lines += [
+        "",
+        f"Diagnosis: high bias when the train error exceeds {thresholds.high_bias_error:.0%}; high variance when "
+        f"the dev error exceeds the train error by more than {thresholds.high_variance_gap:.0%} (test error when "
+        "there is no dev set). Thresholds: `report` in params.yaml.",
+        "",
+        "![decision boundaries](decision_boundaries.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def log_report(dataset: str, paths: list[Path]) -> None:
+    from pipeline.tracking import connect, pipeline_run_id
+
+    client = connect()
+    experiment = client.get_experiment_by_name(dataset)
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(dataset)
+    run = client.create_run(experiment_id, run_name="report",
+                            tags={"dataset": dataset, "pipeline_run": pipeline_run_id(PARAMS_FILE), "kind": "report"})
+    try:
+        for path in paths:
+            client.log_artifact(run.info.run_id, str(path))
+    except BaseException:
+        client.set_terminated(run.info.run_id, "FAILED")
+        raise
+    client.set_terminated(run.info.run_id, "FINISHED")
+
+
+@cli
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("dataset", help="a key of datasets in params.yaml")
+    dataset = parser.parse_args(argv).dataset
+    params = load_params()
+    if dataset not in params.datasets:
+        raise PipelineError(f"unknown dataset {dataset!r}: params.yaml has {sorted(params.datasets)}")
+    metrics = {}
+    for recipe in params.suite:
+        try:
+            metrics[recipe] = json.loads(metrics_path(dataset, recipe).read_text())
+        except (OSError, ValueError):
+            raise PipelineError(f"{metrics_path(dataset, recipe)} is missing or corrupt: run dvc repro") from None
+    summary = summarize(metrics, params.report)
+    out = REPORTS_DIR / dataset
+    write_json(out / "summary.json", summary)
+    write_text(out / "summary.md", markdown(dataset, summary, params.report))
+    paths = [out / "summary.md", out / "summary.json"]
+
+    from pipeline.datasets import load_splits
+    from pipeline.model import load_network
+
+    splits = load_splits(dataset)
+    if splits.n_features == 2:
+        from pipeline.plots import decision_boundaries
+
+        nets = {recipe: load_network(model_path(dataset, recipe)) for recipe in params.suite}
+        decision_boundaries(out / "decision_boundaries.png", nets, splits, metrics)
+        paths.append(out / "decision_boundaries.png")
+    log_report(dataset, paths)
+    print(f"report {dataset}: {out / 'summary.md'}")
+
+
+if __name__ == "__main__":
+    main()

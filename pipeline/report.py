@@ -78,12 +78,10 @@ def markdown(dataset: str, summary: dict[str, dict], thresholds: ReportConfig) -
 
 
 def log_report(dataset: str, paths: list[Path]) -> None:
-    from pipeline.tracking import connect, pipeline_run_id
+    from pipeline.tracking import connect, experiment_id, pipeline_run_id
 
     client = connect()
-    experiment = client.get_experiment_by_name(dataset)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(dataset)
-    run = client.create_run(experiment_id, run_name="report",
+    run = client.create_run(experiment_id(client, dataset), run_name="report",
                             tags={"dataset": dataset, "pipeline_run": pipeline_run_id(PARAMS_FILE), "kind": "report"})
     try:
         for path in paths:

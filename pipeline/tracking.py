@@ -15,6 +15,7 @@ from pathlib import Path
 from pipeline.errors import PipelineError
 
 DB_NAME = "mlflow.db"
+ARTIFACTS_DIR = "mlartifacts"
 
 # No usage telemetry: it phones home, and machines here have no internet.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -31,6 +32,22 @@ def repository_root(cwd: Path | None = None) -> Path:
 
 def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repository_root() / DB_NAME}"
+
+
+def artifact_location(experiment: str) -> str | None:
+    """Where a new experiment keeps its artifacts: beside the default SQLite
+    store, by absolute path (MLflow's default, ./mlruns, is relative to
+    whichever directory a stage runs in). A server decides for itself."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return None
+    return (repository_root() / ARTIFACTS_DIR / experiment).as_uri()
+
+
+def experiment_id(client, name: str) -> str:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    return client.create_experiment(name, artifact_location=artifact_location(name))
 
 
 def connect():

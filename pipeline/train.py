@@ -27,7 +27,7 @@ from pipeline.errors import cli
 from pipeline.evaluate import boundary_path, evaluate_and_log, model_path, run_record_path
 from pipeline.model import MLP, save_network
 from pipeline.params import compose
-from pipeline.tracking import connect, flatten, pipeline_run_id, run_tags, tracking_uri
+from pipeline.tracking import artifact_location, connect, flatten, pipeline_run_id, run_tags, tracking_uri
 
 
 def train_and_log(run: RunConfig, splits: Splits, tags: dict[str, str]) -> tuple[MLP, str]:
@@ -38,7 +38,13 @@ def train_and_log(run: RunConfig, splits: Splits, tags: dict[str, str]) -> tuple
     from pipeline.training import fit
 
     client = connect()
-    logger = MLFlowLogger(experiment_name=run.dataset_name, run_name=run.recipe, tracking_uri=tracking_uri(), tags=tags)
+    logger = MLFlowLogger(
+        experiment_name=run.dataset_name,
+        run_name=run.recipe,
+        tracking_uri=tracking_uri(),
+        tags=tags,
+        artifact_location=artifact_location(run.dataset_name),
+    )
     config = run.model_dump(mode="json")
     logger.log_hyperparams(flatten(config))
     result = fit(run, splits, logger)  # Lightning marks the run FAILED if this raises

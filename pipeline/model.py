@@ -63,6 +63,17 @@ class MLP(nn.Sequential):
         return [m for m in self if isinstance(m, nn.Linear)]
 
 
+class Probabilities(nn.Module):
+    """The network as MLflow serves it: class probabilities, not logits."""
+
+    def __init__(self, net: MLP):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.predict_proba(x)
+
+
 def initialize(net: MLP, scheme: str) -> None:
     """Weights drawn from N(0, std^2) with std set by the scheme; biases zero."""
     for layer in net.linear_layers():

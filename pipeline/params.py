@@ -27,7 +27,7 @@ def compose(config_name: str, overrides: list[str] = (), with_choices: bool = Fa
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
-    from omegaconf import OmegaConf
+    from omegaconf import OmegaConf, open_dict
     from omegaconf.errors import OmegaConfBaseException
 
     if not (CONF_DIR / f"{config_name}.yaml").exists():
@@ -35,12 +35,14 @@ def compose(config_name: str, overrides: list[str] = (), with_choices: bool = Fa
     try:
         with initialize_config_dir(str(CONF_DIR.resolve()), version_base="1.3"):
             composed = hydra_compose(config_name, list(overrides), return_hydra_config=with_choices)
-            choices = dict(composed.hydra.runtime.choices) if with_choices else None
+            choices = OmegaConf.to_container(composed.hydra.runtime.choices) if with_choices else None
             if with_choices:
-                del composed["hydra"]
+                with open_dict(composed):
+                    del composed["hydra"]
             data = OmegaConf.to_container(composed, resolve=True)
     except (HydraException, OmegaConfBaseException) as error:
-        raise PipelineError(f"bad override or config: {str(error).splitlines()[0]}") from None
+        # Hydra spreads one message over several lines; keep it on one.
+        raise PipelineError("bad override or config: " + " ".join(str(error).split())) from None
     if choices is not None:
         data["_choices"] = choices
     return data

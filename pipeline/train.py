@@ -14,6 +14,7 @@ repository:
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import tempfile
 from pathlib import Path
@@ -25,9 +26,9 @@ from pipeline.config import PARAMS_FILE, RunConfig, load_params, validate
 from pipeline.datasets import Splits, check, checksum, load_splits, materialize
 from pipeline.errors import cli
 from pipeline.evaluate import boundary_path, evaluate_and_log, model_path, run_record_path
-from pipeline.model import MLP, save_network
+from pipeline.model import MLP, Probabilities, save_network
 from pipeline.params import compose
-from pipeline.tracking import artifact_location, connect, flatten, pipeline_run_id, run_tags, tracking_uri
+from pipeline.tracking import connect, experiment_id, flatten, pipeline_run_id, run_tags, tracking_uri
 
 
 def train_and_log(run: RunConfig, splits: Splits, tags: dict[str, str]) -> tuple[MLP, str]:
@@ -38,12 +39,12 @@ def train_and_log(run: RunConfig, splits: Splits, tags: dict[str, str]) -> tuple
     from pipeline.training import fit
 
     client = connect()
+    experiment_id(client, run.dataset_name)  # created here, with our artifact location
     logger = MLFlowLogger(
         experiment_name=run.dataset_name,
         run_name=run.recipe,
         tracking_uri=tracking_uri(),
         tags=tags,
-        artifact_location=artifact_location(run.dataset_name),
     )
     config = run.model_dump(mode="json")
     logger.log_hyperparams(flatten(config))
@@ -69,9 +70,11 @@ def log_model(run_id: str, net: MLP, splits: Splits) -> None:
     with torch.no_grad():
         signature = infer_signature(example.numpy(), net.predict_proba(example).numpy())
     mlflow.set_tracking_uri(tracking_uri())
+    # We chose pickle knowingly (see below); its safety warning is noise here.
+    logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
     with mlflow.start_run(run_id=run_id):
         mlflow.pytorch.log_model(
-            net,
+            Probabilities(net),
             name="model",
             signature=signature,
             serialization_format="pickle",  # torch.export ("pt2") costs seconds per run
@@ -95,13 +98,12 @@ def adhoc_main(overrides: list[str]) -> None:
     from pipeline.split import split
 
     data = compose("train", overrides, with_choices=True)
-    choices = data.pop("_choices")
-    techniques = choices.get("regularization") or []
-    techniques = [techniques] if isinstance(techniques, str) else list(techniques)
+    dataset_name = data.pop("_choices")["dataset"]
+    regularization = data.pop("regularization", {})
     run = validate(
         RunConfig,
-        {**data, "dataset_name": choices["dataset"], "recipe": "+".join(techniques) or "baseline",
-         "regularization": data.get("regularization", {})},
+        {**data, "dataset_name": dataset_name, "recipe": "+".join(regularization) or "baseline",
+         "regularization": regularization},
         "conf/train.yaml with overrides",
     )
     splits = split(check(materialize(run.dataset.source), run.dataset_name), run.dataset.split)

@@ -1,0 +1,82 @@
+"""Shared fixtures: a real, small copy of the project in a temporary git + DVC
+repository, and a helper to run the project's commands in it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent  # dvc and python of the environment under test
+
+
+def run(args: list[str], cwd: Path, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    environment.pop("MLFLOW_TRACKING_URI", None)  # tests use the project's own SQLite store
+    environment.update(env or {})
+    result = subprocess.run(args, cwd=cwd, env=environment, capture_output=True, text=True, timeout=900)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} exited {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+    return result
+
+
+def shrink_conf(conf: Path) -> None:
+    """Make the copied conf/ fast: one dataset, three recipes, few steps."""
+    config = yaml.safe_load((conf / "config.yaml").read_text())
+    config["defaults"] = [d for d in config["defaults"] if "circles" not in str(d)]
+    (conf / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    trainer = yaml.safe_load((conf / "trainer/default.yaml").read_text())
+    trainer.update(max_steps=60, eval_every=20)
+    (conf / "trainer/default.yaml").write_text(yaml.safe_dump(trainer, sort_keys=False))
+    moons = yaml.safe_load((conf / "dataset/moons.yaml").read_text())
+    moons["source"]["n_samples"] = 120
+    (conf / "dataset/moons.yaml").write_text(yaml.safe_dump(moons, sort_keys=False))
+    suite = yaml.safe_load((conf / "suite/default.yaml").read_text())
+    suite["defaults"] = [d for d in suite["defaults"] if d == "_self_" or "@l2" in next(iter(d))]
+    (conf / "suite/default.yaml").write_text(yaml.safe_dump(suite, sort_keys=False))
+
+
+def make_project(path: Path) -> Path:
+    """A git + DVC repository holding a copy of the project with a small conf/."""
+    for item in ("pipeline", "conf", "dvc.yaml", ".gitignore", ".dvcignore"):
+        source = ROOT / item
+        if source.is_dir():
+            shutil.copytree(source, path / item, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, path / item)
+    shrink_conf(path / "conf")
+    run(["git", "init", "-q"], path)
+    run(["git", "config", "user.email", "test@example.com"], path)
+    run(["git", "config", "user.name", "test"], path)
+    run(["dvc", "init", "-q"], path)
+    shutil.copy(ROOT / ".dvc/config", path / ".dvc/config")
+    run([sys.executable, "-m", "pipeline.params"], path)
+    run(["git", "add", "-A"], path)
+    run(["git", "commit", "-qm", "project"], path)
+    return path
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return make_project(tmp_path / "project")
+
+
+@pytest.fixture(scope="module")
+def built_project(tmp_path_factory) -> Path:
+    """A small project after one cold `dvc repro`, shared by a module's tests."""
+    path = make_project(tmp_path_factory.mktemp("built") / "project")
+    result = run(["dvc", "repro"], path)
+    (path / "repro.log").write_text(result.stdout + result.stderr)
+    return path
+
+
+def mlflow_client(project: Path):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(f"sqlite:///{project / 'mlflow.db'}")

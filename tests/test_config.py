@@ -1,0 +1,205 @@
+"""Schema validation of params.yaml and the one-line errors the stages print."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from pipeline.config import (
+    DropoutConfig,
+    L2Config,
+    PipelineConfig,
+    RecipeConfig,
+    RunConfig,
+    describe,
+    load_params,
+    validate,
+)
+from pipeline.errors import PipelineError
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMITTED = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def modified(change) -> dict:
+    data = copy.deepcopy(COMMITTED)
+    change(data)
+    return data
+
+
+def run_stage(cwd: Path, params_text: str, stage: str = "split") -> subprocess.CompletedProcess:
+    (cwd / "params.yaml").write_text(params_text)
+    return subprocess.run(
+        [sys.executable, "-m", f"pipeline.{stage}", "moons"],
+        cwd=cwd, capture_output=True, text=True, timeout=120,
+    )
+
+
+def one_error_line(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert result.stdout == ""
+    return lines[0]
+
+
+# --- the committed configuration ------------------------------------------
+
+
+def test_committed_params_validate():
+    params = load_params(ROOT / "params.yaml")
+    assert isinstance(params, PipelineConfig)
+    assert sorted(params.datasets) == ["circles", "moons"]
+    assert sorted(params.suite) == ["baseline", "dropout", "early_stopping", "l2"]
+    assert params.suite["l2"].techniques() == ["l2"]
+    assert params.suite["baseline"].techniques() == []
+    assert params.suite["dropout"].dropout.keep_prob == [0.8, 0.8]
+    assert params.suite["early_stopping"].early_stopping.patience == 5
+
+
+def test_committed_params_are_the_hydra_composition_of_conf(monkeypatch):
+    from pipeline.params import compose
+
+    monkeypatch.chdir(ROOT)  # compose reads conf/ relative to the working directory
+    assert compose("config") == COMMITTED
+
+
+def test_run_config_of_a_recipe():
+    params = load_params(ROOT / "params.yaml")
+    run = params.run("moons", "l2")
+    assert isinstance(run, RunConfig)
+    assert run.regularization == RecipeConfig(l2=L2Config(strength=1.0, regularize_bias=False))
+    assert run.dataset.source.n_samples == 400
+    with pytest.raises(PipelineError, match=r"unknown recipe 'l3': params.yaml has \['baseline', 'dropout', "):
+        params.run("moons", "l3")
+    with pytest.raises(PipelineError, match=r"unknown dataset 'spirals'"):
+        params.run("spirals", "l2")
+
+
+# --- in-process validation and describe -----------------------------------
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (
+            lambda d: d["suite"]["l2"]["l2"].update(strength=-0.5),
+            "params.yaml: suite.l2.l2.strength: Input should be greater than or equal to 0 (got -0.5)",
+        ),
+        (
+            lambda d: d["suite"]["dropout"]["dropout"].update(keep_prob=[0.8, 1.5]),
+            "params.yaml: suite.dropout.dropout.keep_prob.1: Input should be less than or equal to 1 (got 1.5)",
+        ),
+        (
+            lambda d: d["datasets"]["moons"]["source"].update(n_samples=0),
+            "params.yaml: datasets.moons.source.n_samples: Input should be greater than 0 (got 0)",
+        ),
+        (
+            lambda d: d["trainer"].update(optimizer="rmsprop"),
+            "params.yaml: trainer.optimizer: Input should be 'sgd' or 'adam' (got 'rmsprop')",
+        ),
+        (
+            lambda d: d["suite"]["l2"].update(l2={"strenght": 1.0, "regularize_bias": False}),
+            "params.yaml: suite.l2.l2.strength: required key is missing",
+        ),
+        (
+            lambda d: d["datasets"].update(football={
+                "source": {"kind": "mat_download", "urls": ["ftp://example.org/data.mat"], "sha256": "0" * 64},
+                "split": {"dev": 0.25, "test": 0.0, "seed": 0},
+            }),
+            # the discriminator tag ("mat_download") is dropped from the key path
+            "params.yaml: datasets.football.source.urls.0: String should match pattern "
+            "'^(https?|file)://' (got 'ftp://example.org/data.mat')",
+        ),
+        (
+            lambda d: d["datasets"].update(football={
+                "source": {"kind": "mat_download", "urls": ["https://example.org/data.mat"], "sha256": "0" * 64},
+                "split": {"dev": 0.25, "test": 0.25, "seed": 0},
+            }),
+            "params.yaml: datasets.football: split.test must be 0: this dataset ships its own test set",
+        ),
+        (
+            lambda d: d["datasets"]["moons"]["split"].update(dev=0.0),
+            "params.yaml: suite.early_stopping.early_stopping needs a dev set, but split.dev is 0",
+        ),
+    ],
+    ids=["l2-negative", "keep-prob-above-1", "n-samples-0", "optimizer", "typo-missing", "url-scheme",
+         "shipped-test-set", "early-stopping-without-dev"],
+)
+def test_validate_reports_first_problem_in_one_line(change, expected):
+    with pytest.raises(PipelineError) as caught:
+        validate(PipelineConfig, modified(change), "params.yaml")
+    assert str(caught.value) == expected
+
+
+def test_describe_names_the_key_path_of_a_validation_error():
+    with pytest.raises(ValidationError) as caught:
+        DropoutConfig(keep_prob=[0.5, 0.0])
+    assert describe(caught.value) == "keep_prob.1: Input should be greater than 0 (got 0.0)"
+    with pytest.raises(ValidationError) as caught:
+        L2Config(strength=1.0, strenght=2.0)
+    assert describe(caught.value) == "strenght: unknown key"
+    with pytest.raises(ValidationError) as caught:
+        RecipeConfig.model_validate({"l2": {}})
+    assert describe(caught.value) == "l2.strength: required key is missing"
+
+
+def test_valid_edit_is_accepted():
+    params = validate(PipelineConfig, modified(lambda d: d["suite"]["l2"]["l2"].update(strength=0.0)), "x")
+    assert params.suite["l2"].l2.strength == 0.0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=PipelineError,
+    reason="conf inconsistency: conf/dataset/football.yaml sets split.dev 0, which the default "
+    "suite's early_stopping recipe rejects, so the shipped football dataset cannot join the pipeline",
+)
+def test_shipped_football_dataset_fits_the_default_suite():
+    football = yaml.safe_load((ROOT / "conf/dataset/football.yaml").read_text())
+    validate(PipelineConfig, modified(lambda d: d["datasets"].update(football=football)), "params.yaml")
+
+
+# --- the stages' one-line errors (real subprocesses) ----------------------
+
+
+@pytest.mark.parametrize(
+    "change, key_path, detail",
+    [
+        (lambda d: d["suite"]["l2"]["l2"].update(strength=-1.0), "suite.l2.l2.strength",
+         "Input should be greater than or equal to 0 (got -1.0)"),
+        (lambda d: d["suite"]["dropout"]["dropout"].update(keep_prob=[0, 0.8]), "suite.dropout.dropout.keep_prob",
+         "Input should be greater than 0 (got 0)"),
+        (lambda d: d["suite"]["dropout"]["dropout"].update(keep_prob=[0.8, 1.5]), "suite.dropout.dropout.keep_prob",
+         "Input should be less than or equal to 1 (got 1.5)"),
+        (lambda d: d["suite"]["dropout"]["dropout"].update(keep_prob=[0.8, 0.8, 0.8]),
+         "suite.dropout.dropout.keep_prob", "has 3 values but model.hidden has 2 layers"),
+        (lambda d: d["suite"]["early_stopping"]["early_stopping"].update(patience=0),
+         "suite.early_stopping.early_stopping.patience", "Input should be greater than or equal to 1 (got 0)"),
+        (lambda d: d["suite"]["l2"]["l2"].update(strenght=1.0), "suite.l2.l2.strenght", "unknown key"),
+        (lambda d: d["datasets"]["moons"]["source"].update(kind="spirals"), "datasets.moons.source",
+         "Input tag 'spirals' found using 'kind' does not match any of the expected tags"),
+        (lambda d: d["datasets"]["moons"]["split"].update(dev=0.5, test=0.5), "datasets.moons.split",
+         "dev + test must be below 1, or nothing is left to train on"),
+    ],
+    ids=["l2-negative", "keep-prob-0", "keep-prob-1.5", "keep-prob-length", "patience-0", "unknown-key",
+         "unknown-kind", "dev-plus-test"],
+)
+def test_split_stage_rejects_bad_value_in_one_line(tmp_path, change, key_path, detail):
+    line = one_error_line(run_stage(tmp_path, yaml.safe_dump(modified(change), sort_keys=False)))
+    assert line.startswith(f"error: params.yaml: {key_path}")
+    assert detail in line
+    # validation runs before any work: nothing was read or written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+def test_fetch_stage_rejects_invalid_yaml_in_one_line(tmp_path):
+    line = one_error_line(run_stage(tmp_path, "seed: 0\ndatasets: [moons\n", stage="fetch"))
+    assert line.startswith("error: params.yaml is not valid YAML: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]

@@ -1,0 +1,265 @@
+"""The download path against a real HTTP server on the loopback interface:
+checksum verification, mirror fallback, atomic writes, the .mat reader, and
+the fetch stage's one-line errors."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from scipy.io import savemat
+
+from pipeline.config import MatDownloadSource
+from pipeline.datasets import materialize
+from pipeline.download import download
+from pipeline.errors import PipelineError
+
+ROOT = Path(__file__).resolve().parents[1]
+LOOPBACK = "127.0.0.1"
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # keep the test output clean
+        pass
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def football_arrays(seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "X": rng.normal(size=(211, 2)),
+        "y": rng.integers(0, 2, size=(211, 1)),
+        "Xval": rng.normal(size=(200, 2)),
+        "yval": rng.integers(0, 2, size=(200, 1)),
+    }
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_for_loopback(monkeypatch):
+    # A proxy configured in the environment must not intercept loopback requests.
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.setenv(name, f"{LOOPBACK},localhost")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A real HTTP server serving a directory; yields (base_url, directory)."""
+    root = tmp_path_factory.mktemp("served")
+    arrays = football_arrays()
+    savemat(root / "data.mat", arrays)
+    savemat(root / "no_xval.mat", {k: v for k, v in arrays.items() if k != "Xval"})
+    (root / "other.bin").write_bytes(b"these are not the bytes you are looking for\n")
+    httpd = ThreadingHTTPServer((LOOPBACK, 0), functools.partial(QuietHandler, directory=str(root)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{LOOPBACK}:{httpd.server_address[1]}", root
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def dead_url():
+    """A loopback URL on a port that is bound but not listening: connection refused."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((LOOPBACK, 0))
+    try:
+        yield f"http://{LOOPBACK}:{sock.getsockname()[1]}/data.mat"
+    finally:
+        sock.close()
+
+
+# --- pipeline.download.download -------------------------------------------
+
+
+def test_good_checksum_writes_identical_bytes(server, tmp_path):
+    base, root = server
+    target = tmp_path / "out" / "data.mat"
+    result = download([f"{base}/data.mat"], sha256_of(root / "data.mat"), target)
+    assert result == target
+    assert target.read_bytes() == (root / "data.mat").read_bytes()
+    assert sorted(p.name for p in target.parent.iterdir()) == ["data.mat"]  # no temporary left
+
+
+def test_materialize_mat_download_returns_shipped_train_and_test(server):
+    base, root = server
+    source = MatDownloadSource(kind="mat_download", urls=[f"{base}/data.mat"], sha256=sha256_of(root / "data.mat"))
+    raw = materialize(source)
+    expected = football_arrays()
+    assert raw.X.shape == (211, 2)
+    assert raw.y.shape == (211,)
+    assert raw.X_test.shape == (200, 2)
+    assert raw.y_test.shape == (200,)
+    np.testing.assert_array_equal(raw.X, expected["X"])
+    np.testing.assert_array_equal(raw.y, expected["y"].ravel())
+    np.testing.assert_array_equal(raw.X_test, expected["Xval"])
+    np.testing.assert_array_equal(raw.y_test, expected["yval"].ravel())
+
+
+def test_bad_checksum_is_reported_and_discarded(server, tmp_path):
+    base, root = server
+    actual = sha256_of(root / "data.mat")
+    wrong = "0" * 64
+    target = tmp_path / "data.mat"
+    url = f"{base}/data.mat"
+    with pytest.raises(PipelineError) as caught:
+        download([url], wrong, target)
+    message = str(caught.value)
+    assert "checksum mismatch" in message
+    assert url in message
+    assert wrong in message and actual in message
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []  # the temporary file was removed too
+
+
+def test_checksum_mismatch_is_not_routed_around(server, tmp_path):
+    """A mirror serving wrong bytes stops the download even if a later mirror is good."""
+    base, root = server
+    target = tmp_path / "data.mat"
+    with pytest.raises(PipelineError, match="checksum mismatch for .*/other.bin"):
+        download([f"{base}/other.bin", f"{base}/data.mat"], sha256_of(root / "data.mat"), target)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("first_down", ["connection_refused", "not_found"])
+def test_falls_back_to_the_next_mirror(server, dead_url, tmp_path, first_down):
+    base, root = server
+    first = dead_url if first_down == "connection_refused" else f"{base}/missing/data.mat"
+    target = tmp_path / "data.mat"
+    download([first, f"{base}/data.mat"], sha256_of(root / "data.mat"), target)
+    assert target.read_bytes() == (root / "data.mat").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.mat"]
+
+
+def test_all_mirrors_down(server, dead_url, tmp_path):
+    base, root = server
+    urls = [dead_url, f"{base}/missing/data.mat"]
+    target = tmp_path / "data.mat"
+    with pytest.raises(PipelineError) as caught:
+        download(urls, sha256_of(root / "data.mat"), target, timeout=5)
+    message = str(caught.value)
+    assert message.startswith("download failed, no mirror answered: ")
+    for url in urls:
+        assert url in message
+    assert "refused" in message.lower()  # the reason of the dead port
+    assert "\n" not in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_mat_lacking_a_key_names_it(server):
+    base, root = server
+    source = MatDownloadSource(
+        kind="mat_download", urls=[f"{base}/no_xval.mat"], sha256=sha256_of(root / "no_xval.mat")
+    )
+    with pytest.raises(PipelineError) as caught:
+        materialize(source)
+    message = str(caught.value)
+    assert "lacks the keys ['Xval']" in message
+    assert "'X'" in message and "'yval'" in message  # what the file has instead
+
+
+class TruncatingHandler(BaseHTTPRequestHandler):
+    """Announces the whole body, sends a twentieth of it, and hangs up."""
+
+    protocol_version = "HTTP/1.0"
+    body = bytes(range(256)) * 400
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body[: len(self.body) // 20])
+        self.close_connection = True
+
+    def log_message(self, format, *args):
+        pass
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=PipelineError,
+    reason="bug: download._fetch does not notice a transfer cut short (fewer bytes than "
+    "Content-Length); it reports a checksum mismatch and never tries the next mirror",
+)
+def test_a_transfer_cut_short_counts_as_a_mirror_that_is_down(server, tmp_path):
+    base, root = server
+    cutter = ThreadingHTTPServer((LOOPBACK, 0), TruncatingHandler)
+    thread = threading.Thread(target=cutter.serve_forever, daemon=True)
+    thread.start()
+    try:
+        target = tmp_path / "data.mat"
+        first = f"http://{LOOPBACK}:{cutter.server_address[1]}/data.mat"
+        download([first, f"{base}/data.mat"], sha256_of(root / "data.mat"), target, timeout=5)
+        assert target.read_bytes() == (root / "data.mat").read_bytes()
+    finally:
+        cutter.shutdown()
+        cutter.server_close()
+        thread.join(timeout=5)
+
+
+# --- the fetch stage as a subprocess --------------------------------------
+
+
+def football_params(urls: list[str], sha256: str) -> dict:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    football = yaml.safe_load((ROOT / "conf/dataset/football.yaml").read_text())
+    football["source"]["urls"] = urls
+    football["source"]["sha256"] = sha256
+    # conf/dataset/football.yaml has split.dev 0, which the default suite's
+    # early_stopping recipe rejects (it needs a dev set); give it one.
+    football["split"]["dev"] = 0.25
+    params["datasets"]["football"] = football
+    return params
+
+
+def run_fetch(cwd: Path, params: dict) -> subprocess.CompletedProcess:
+    (cwd / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {**os.environ, "no_proxy": f"{LOOPBACK},localhost", "NO_PROXY": f"{LOOPBACK},localhost"}
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.fetch", "football"],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_fetch_stage_writes_raw_npz(server, dead_url, tmp_path):
+    base, root = server
+    result = run_fetch(tmp_path, football_params([dead_url, f"{base}/data.mat"], sha256_of(root / "data.mat")))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "fetch football: 211 points + 200 test points"
+    raw = tmp_path / "data/raw/football.npz"
+    expected = football_arrays()
+    with np.load(raw) as content:
+        assert sorted(content) == ["X", "X_test", "y", "y_test"]
+        np.testing.assert_array_equal(content["X"], expected["X"])
+        np.testing.assert_array_equal(content["y"], expected["y"].ravel())
+        np.testing.assert_array_equal(content["X_test"], expected["Xval"])
+        np.testing.assert_array_equal(content["y_test"], expected["yval"].ravel())
+    assert sorted(p.name for p in raw.parent.iterdir()) == ["football.npz"]
+
+
+def test_fetch_stage_wrong_checksum_is_one_line_error(server, tmp_path):
+    base, root = server
+    wrong = "f" * 64
+    result = run_fetch(tmp_path, football_params([f"{base}/data.mat"], wrong))
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: checksum mismatch for ")
+    assert wrong in lines[0] and sha256_of(root / "data.mat") in lines[0]
+    assert not (tmp_path / "data/raw/football.npz").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]  # nothing half-written

@@ -197,9 +197,9 @@ class PipelineConfig(Schema):
 
     @model_validator(mode="after")
     def _recipes_fit_the_model(self):
-        for dataset in self.datasets.values():
+        for dataset_name, dataset in self.datasets.items():
             for name, recipe in self.suite.items():
-                _check_recipe_fits(recipe, self.model, dataset, f"suite.{name}")
+                _check_recipe_fits(recipe, self.model, dataset, f"suite.{name}", f"datasets.{dataset_name}")
         return self
 
     def run(self, dataset_name: str, recipe: str) -> RunConfig:
@@ -218,14 +218,16 @@ class PipelineConfig(Schema):
         )
 
 
-def _check_recipe_fits(recipe: RecipeConfig, model: ModelConfig, dataset: DatasetConfig, where: str) -> None:
+def _check_recipe_fits(
+    recipe: RecipeConfig, model: ModelConfig, dataset: DatasetConfig, where: str, dataset_key: str = "dataset"
+) -> None:
     if recipe.dropout is not None and len(recipe.dropout.keep_prob) != len(model.hidden):
         raise ValueError(
             f"{where}.dropout.keep_prob has {len(recipe.dropout.keep_prob)} values "
             f"but model.hidden has {len(model.hidden)} layers"
         )
     if recipe.early_stopping is not None and dataset.split.dev == 0:
-        raise ValueError(f"{where}.early_stopping needs a dev set, but split.dev is 0")
+        raise ValueError(f"{where}.early_stopping needs a dev set, but {dataset_key}.split.dev is 0")
 
 
 # --- loading ----------------------------------------------------------------

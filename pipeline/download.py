@@ -38,8 +38,15 @@ def download(urls: list[str], sha256: str, target: Path, timeout: float = 30.0) 
 
 def _fetch(url: str, path: Path, timeout: float) -> str:
     digest = hashlib.sha256()
+    received = 0
     with urllib.request.urlopen(url, timeout=timeout) as response, open(path, "wb") as out:
+        announced = response.headers.get("Content-Length")
         while chunk := response.read(CHUNK):
             digest.update(chunk)
             out.write(chunk)
+            received += len(chunk)
+    # A connection dropped mid-transfer ends the read loop quietly: that is a
+    # mirror failing, not a mirror serving wrong bytes.
+    if announced is not None and received != int(announced):
+        raise OSError(f"transfer cut short after {received} of {announced} bytes")
     return digest.hexdigest()

@@ -11,6 +11,7 @@ optimizer wrapper, so trainer.global_step counts real gradient steps.
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -96,12 +97,6 @@ class Classifier(pl.LightningModule):
             optimizer.zero_grad(set_to_none=True)
             self.manual_backward(loss)
             optimizer.step()
-        # Once non-finite, the weights stay so: checking once per batch suffices.
-        if not torch.isfinite(loss):
-            raise DivergenceError(
-                f"training diverged: the loss is {loss.item()} at step {self.global_step}; "
-                "lower trainer.lr or the regularization strengths"
-            )
 
     # --- evaluation --------------------------------------------------------
     @torch.no_grad()
@@ -129,6 +124,13 @@ class Classifier(pl.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         metrics = self.measure()
+        # Runs after every Lightning batch, on the weights after its last step;
+        # once non-finite, weights stay so, so checking here catches every divergence.
+        if not math.isfinite(metrics["train_loss"]):
+            raise DivergenceError(
+                f"training diverged: the train loss is {metrics['train_loss']} at step {self.global_step}; "
+                "lower trainer.lr or the regularization strengths"
+            )
         self.log_dict(metrics, logger=False, batch_size=1)  # for callbacks (early stopping)
         self._log(metrics)
 

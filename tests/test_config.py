@@ -126,7 +126,7 @@ def test_run_config_of_a_recipe():
         ),
         (
             lambda d: d["datasets"]["moons"]["split"].update(dev=0.0),
-            "params.yaml: suite.early_stopping.early_stopping needs a dev set, but split.dev is 0",
+            "params.yaml: suite.early_stopping.early_stopping needs a dev set, but datasets.moons.split.dev is 0",
         ),
     ],
     ids=["l2-negative", "keep-prob-above-1", "n-samples-0", "optimizer", "typo-missing", "url-scheme",
@@ -155,12 +155,6 @@ def test_valid_edit_is_accepted():
     assert params.suite["l2"].l2.strength == 0.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=PipelineError,
-    reason="conf inconsistency: conf/dataset/football.yaml sets split.dev 0, which the default "
-    "suite's early_stopping recipe rejects, so the shipped football dataset cannot join the pipeline",
-)
 def test_shipped_football_dataset_fits_the_default_suite():
     football = yaml.safe_load((ROOT / "conf/dataset/football.yaml").read_text())
     validate(PipelineConfig, modified(lambda d: d["datasets"].update(football=football)), "params.yaml")

@@ -47,7 +47,7 @@ def test_mlflow_has_one_run_per_recipe_with_params_metrics_and_artifacts(built_p
         assert r.data.tags["pipeline_run"] == runs["report"].data.tags["pipeline_run"]
         assert re.fullmatch(r"[0-9a-f]{64}", r.data.tags["data_sha256"])
         assert r.data.params["trainer.max_steps"] == "60"
-        assert r.data.params["model.hidden.0"] == "64"
+        assert r.data.params["model.hidden.0"] == "32"
         assert all(len(v) <= 500 for v in r.data.params.values())
         curve = client.get_metric_history(r.info.run_id, "dev_loss")
         assert [m.step for m in curve] == [0, 20, 40, 60]

@@ -108,7 +108,7 @@ def test_adhoc_run_with_hydra_overrides_is_tracked(project):
     assert r.info.run_name == "l2+dropout" and r.info.status == "FINISHED"
     assert r.data.tags["source"] == "adhoc"
     assert r.data.params["regularization.l2.strength"] == "0.5"
-    assert r.data.params["regularization.dropout.keep_prob.1"] == "0.8"
+    assert r.data.params["regularization.dropout.keep_prob.1"] == "0.5"
     assert 0.5 <= r.data.metrics["test_accuracy"] <= 1.0
     assert [m.step for m in client.get_metric_history(r.info.run_id, "train_loss")] == [0, 20, 40]
     assert not (project / "models").exists()  # ad-hoc runs write nothing into the repository

@@ -82,9 +82,12 @@ def plain_numpy(X, y, steps: int) -> float:
     A0, Y, m = X.T, y.reshape(1, -1), X.shape[0]
     start = time.perf_counter()
     for _ in range(steps):
-        Z1 = W[0] @ A0 + b[0]; A1 = np.maximum(Z1, 0)
-        Z2 = W[1] @ A1 + b[1]; A2 = np.maximum(Z2, 0)
-        Z3 = W[2] @ A2 + b[2]; A3 = 1 / (1 + np.exp(-Z3))
+        Z1 = W[0] @ A0 + b[0]
+        A1 = np.maximum(Z1, 0)
+        Z2 = W[1] @ A1 + b[1]
+        A2 = np.maximum(Z2, 0)
+        Z3 = W[2] @ A2 + b[2]
+        A3 = 1 / (1 + np.exp(-Z3))
         dZ3 = (A3 - Y) / m
         dW3, db3 = dZ3 @ A2.T, dZ3.sum(1, keepdims=True)
         dZ2 = (W[2].T @ dZ3) * (Z2 > 0)

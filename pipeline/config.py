@@ -244,12 +244,14 @@ def validate(schema: type[Schema], data: object, origin: str):
 def describe(error: ValidationError) -> str:
     first = error.errors()[0]
     # A discriminated union adds the tag ('moons') to the location: drop it.
-    parts = [str(p) for i, p in enumerate(first["loc"]) if not (i and first["loc"][i - 1] == "source" and p in SOURCE_KINDS)]
+    loc = first["loc"]
+    parts = [str(p) for i, p in enumerate(loc) if not (i and loc[i - 1] == "source" and p in SOURCE_KINDS)]
     where = ".".join(parts)
     message = {"extra_forbidden": "unknown key", "missing": "required key is missing"}.get(first["type"], first["msg"])
     message = message.removeprefix("Value error, ")
     value = first.get("input")
-    shown = f" (got {value!r})" if first["type"] not in ("missing", "extra_forbidden") and not isinstance(value, (dict, list)) else ""
+    scalar = first["type"] not in ("missing", "extra_forbidden") and not isinstance(value, (dict, list))
+    shown = f" (got {value!r})" if scalar else ""
     return f"{where}: {message}{shown}" if where else f"{message}{shown}"
 
 

@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         run_id = json.loads(run_record_path(args.dataset, args.recipe).read_text())["run_id"]
     except (OSError, ValueError, KeyError):
-        raise PipelineError(f"{run_record_path(args.dataset, args.recipe)} is missing or corrupt: rerun training") from None
+        record = run_record_path(args.dataset, args.recipe)
+        raise PipelineError(f"{record} is missing or corrupt: rerun training") from None
     client = connect()
     from mlflow.exceptions import MlflowException
 
@@ -114,7 +115,8 @@ def main(argv: list[str] | None = None) -> None:
         ) from None
     metrics = evaluate_and_log(client, run_id, net, splits, args.recipe, boundary_path(args.dataset, args.recipe))
     write_json(metrics_path(args.dataset, args.recipe), metrics)
-    print(f"evaluate {args.dataset}/{args.recipe}: " + ", ".join(f"{p} {m['accuracy']:.3f}" for p, m in metrics.items()))
+    accuracies = ", ".join(f"{part} {m['accuracy']:.3f}" for part, m in metrics.items())
+    print(f"evaluate {args.dataset}/{args.recipe}: {accuracies}")
 
 
 if __name__ == "__main__":

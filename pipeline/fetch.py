@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> None:
     if raw.X_test is not None:
         arrays |= {"X_test": raw.X_test, "y_test": raw.y_test}
     write_npz(raw_path(name), **arrays)
-    print(f"fetch {name}: {len(raw.X)} points" + (f" + {len(raw.X_test)} test points" if raw.X_test is not None else ""))
+    shipped_test = f" + {len(raw.X_test)} shipped test points" if raw.X_test is not None else ""
+    print(f"fetch {name}: {len(raw.X)} points{shipped_test}")
 
 
 if __name__ == "__main__":

@@ -231,7 +231,7 @@ def test_fetch_stage_writes_raw_npz(server, dead_url, tmp_path):
     base, root = server
     result = run_fetch(tmp_path, football_params([dead_url, f"{base}/data.mat"], sha256_of(root / "data.mat")))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "fetch football: 211 points + 200 test points"
+    assert result.stdout.strip() == "fetch football: 211 points + 200 shipped test points"
     raw = tmp_path / "data/raw/football.npz"
     expected = football_arrays()
     with np.load(raw) as content:

@@ -59,7 +59,7 @@ def test_committed_params_validate():
     assert sorted(params.suite) == ["baseline", "dropout", "early_stopping", "l2"]
     assert params.suite["l2"].techniques() == ["l2"]
     assert params.suite["baseline"].techniques() == []
-    assert params.suite["dropout"].dropout.keep_prob == [0.8, 0.8]
+    assert params.suite["dropout"].dropout.keep_prob == [0.5, 0.5]
     assert params.suite["early_stopping"].early_stopping.patience == 5
 
 

@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     NonNegativeFloat,
+    NonNegativeInt,
     PositiveFloat,
     PositiveInt,
     StringConstraints,
@@ -128,17 +129,68 @@ class TrainerConfig(Schema):
 # --- regularization ---------------------------------------------------------
 
 
-class L2Config(Schema):
-    """cost + strength/(2m) * sum of squared weights."""
+class Penalty(Schema):
+    """A weight penalty: one strength for every weight matrix, or one per matrix
+    (per_layer, input to output). Biases are left alone unless regularize_bias."""
 
     strength: NonNegativeFloat
+    per_layer: list[NonNegativeFloat] | None = None
+    regularize_bias: bool = False
+
+    def strengths(self, n_matrices: int) -> list[float]:
+        return list(self.per_layer) if self.per_layer is not None else [self.strength] * n_matrices
+
+
+class L1Config(Penalty):
+    """cost + strength/m * sum |W|."""
+
+
+class L2Config(Penalty):
+    """cost + strength/(2m) * sum W^2; or, decoupled, the optimizer's weight decay
+    (AdamW-style: W -= lr * strength/m * W outside the adaptive step)."""
+
+    mode: Literal["penalty", "decoupled"] = "penalty"
+
+
+class ElasticNetConfig(Schema):
+    """cost + l1_strength/m * sum |W| + l2_strength/(2m) * sum W^2."""
+
+    l1_strength: NonNegativeFloat
+    l2_strength: NonNegativeFloat
     regularize_bias: bool = False
 
 
+class MaxNormConfig(Schema):
+    """After every optimizer step, each neuron's incoming weight vector is
+    scaled back to norm <= c."""
+
+    c: PositiveFloat
+
+
 class DropoutConfig(Schema):
-    """Inverted dropout after each hidden layer's activation."""
+    """Inverted dropout after each hidden layer's activation (and optionally on the input)."""
 
     keep_prob: list[KeepProbability] = Field(min_length=1)  # one per hidden layer
+    input_keep_prob: KeepProbability = 1.0
+    # fresh: a new mask every step. fixed: the course notebook's behaviour, which
+    # reseeds numpy before every forward pass and so reuses one mask throughout.
+    mask: Literal["fresh", "fixed"] = "fresh"
+    fixed_seed: int = 1
+
+
+class BatchNormConfig(Schema):
+    """Batch normalization after each hidden linear layer."""
+
+    position: Literal["before_activation", "after_activation"] = "before_activation"
+    momentum: float = Field(default=0.1, gt=0, le=1)
+
+
+class AugmentationConfig(Schema):
+    """Random perturbations of training batches only."""
+
+    jitter_std: NonNegativeFloat = 0.0  # Gaussian noise added to every input feature
+    max_shift: NonNegativeInt = 0  # images: random shift by up to this many pixels
+    max_rotation: NonNegativeFloat = 0.0  # images: random rotation by up to this many degrees
 
 
 class EarlyStoppingConfig(Schema):
@@ -150,15 +202,25 @@ class EarlyStoppingConfig(Schema):
 class RecipeConfig(Schema):
     """A regularization recipe: each technique present is applied; none is the baseline."""
 
+    l1: L1Config | None = None
     l2: L2Config | None = None
+    elastic_net: ElasticNetConfig | None = None
+    max_norm: MaxNormConfig | None = None
     dropout: DropoutConfig | None = None
+    batch_norm: BatchNormConfig | None = None
     early_stopping: EarlyStoppingConfig | None = None
+    augmentation: AugmentationConfig | None = None
 
     def techniques(self) -> list[str]:
         return [name for name in type(self).model_fields if getattr(self, name) is not None]
 
 
 # --- whole runs -------------------------------------------------------------
+
+
+class AnalysisConfig(Schema):
+    # |w| below this counts as a zero weight in the sparsity figures
+    sparsity_threshold: PositiveFloat
 
 
 class ReportConfig(Schema):
@@ -193,6 +255,7 @@ class PipelineConfig(Schema):
     model: ModelConfig
     trainer: TrainerConfig
     suite: dict[Name, RecipeConfig] = Field(min_length=1)
+    analysis: AnalysisConfig
     report: ReportConfig
 
     @model_validator(mode="after")
@@ -226,6 +289,14 @@ def _check_recipe_fits(
             f"{where}.dropout.keep_prob has {len(recipe.dropout.keep_prob)} values "
             f"but model.hidden has {len(model.hidden)} layers"
         )
+    n_matrices = len(model.hidden) + 1
+    for name in ("l1", "l2"):
+        penalty = getattr(recipe, name)
+        if penalty is not None and penalty.per_layer is not None and len(penalty.per_layer) != n_matrices:
+            raise ValueError(
+                f"{where}.{name}.per_layer has {len(penalty.per_layer)} values but the network has "
+                f"{n_matrices} weight matrices (model.hidden has {len(model.hidden)} layers, plus the output)"
+            )
     if recipe.early_stopping is not None and dataset.split.dev == 0:
         raise ValueError(f"{where}.early_stopping needs a dev set, but {dataset_key}.split.dev is 0")
 

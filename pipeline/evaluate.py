@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from pipeline.atomic import write_json
-from pipeline.config import load_params
+from pipeline.config import AnalysisConfig, load_params
 from pipeline.datasets import SPLITS, Splits, load_splits
 from pipeline.errors import PipelineError, cli
 from pipeline.model import MLP, as_tensors, load_network
@@ -24,8 +24,9 @@ def model_path(dataset: str, recipe: str) -> Path:
     return MODELS_DIR / dataset / recipe / "model.pt"
 
 
-def run_record_path(dataset: str, recipe: str) -> Path:
-    return MODELS_DIR / dataset / recipe / "mlflow_run.json"
+def training_record_path(dataset: str, recipe: str) -> Path:
+    """The train stage's record: MLflow run id, steps taken, key figures."""
+    return MODELS_DIR / dataset / recipe / "training.json"
 
 
 def metrics_path(dataset: str, recipe: str) -> Path:
@@ -58,32 +59,37 @@ def metric_name(part: str, name: str) -> str:
     return f"test_{name}" if part == "test" else f"final_{part}_{name}"
 
 
-def log_to_run(client, run_id: str, metrics: dict, artifacts: list[Path]) -> None:
+def log_to_run(client, run_id: str, measured: dict, weights: dict, artifacts: list[Path]) -> None:
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
-    client.log_batch(
-        run_id,
-        metrics=[Metric(metric_name(part, name), value, now, 0) for part, values in metrics.items()
-                 for name, value in values.items()],
-    )
+    values = {metric_name(part, name): value for part, m in measured.items() for name, value in m.items()} | weights
+    client.log_batch(run_id, metrics=[Metric(name, value, now, 0) for name, value in values.items()])
     for path in artifacts:
         client.log_artifact(run_id, str(path), "evaluation")
 
 
-def evaluate_and_log(client, run_id: str, net: MLP, splits: Splits, recipe: str, plot_path: Path) -> dict:
-    """Measure, draw and log to the run; a failure marks the run FAILED."""
+def evaluate_and_log(
+    client, run_id: str, net: MLP, splits: Splits, recipe: str, plot_path: Path, analysis: AnalysisConfig,
+    training: dict,
+) -> dict:
+    """Measure, read the weights, draw, and log to the run; a failure marks the run FAILED.
+
+    Returns the metrics document: accuracy and loss per split, the weight
+    figures, and the training record's steps and key figures."""
+    from pipeline.analysis import weight_figures
     from pipeline.plots import decision_boundary
 
     try:
-        metrics = measure(net, splits)
+        measured = measure(net, splits)
+        weights = weight_figures(net, analysis.sparsity_threshold)
         if splits.n_features == 2:
-            decision_boundary(plot_path, net, splits, recipe, metrics)
-        log_to_run(client, run_id, metrics, [plot_path] if plot_path.exists() else [])
+            decision_boundary(plot_path, net, splits, recipe, measured)
+        log_to_run(client, run_id, measured, weights, [plot_path] if plot_path.exists() else [])
     except BaseException:
         client.set_terminated(run_id, "FAILED")
         raise
-    return metrics
+    return {**measured, "weights": weights, "training": training}
 
 
 @cli
@@ -92,16 +98,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--recipe", required=True)
     args = parser.parse_args(argv)
-    load_params().run(args.dataset, args.recipe)  # validates params and names
+    params = load_params()
+    params.run(args.dataset, args.recipe)  # validates the names too
 
     from pipeline.tracking import connect
 
     splits = load_splits(args.dataset)
     net = load_network(model_path(args.dataset, args.recipe))
+    record = training_record_path(args.dataset, args.recipe)
     try:
-        run_id = json.loads(run_record_path(args.dataset, args.recipe).read_text())["run_id"]
+        training = json.loads(record.read_text())
+        run_id = training.pop("run_id")
     except (OSError, ValueError, KeyError):
-        record = run_record_path(args.dataset, args.recipe)
         raise PipelineError(f"{record} is missing or corrupt: rerun training") from None
     client = connect()
     from mlflow.exceptions import MlflowException
@@ -113,9 +121,10 @@ def main(argv: list[str] | None = None) -> None:
             f"MLflow run {run_id} of {args.dataset}/{args.recipe} is not in the tracking store; "
             f"retrain it: dvc repro --force train@{args.dataset}-{args.recipe}"
         ) from None
-    metrics = evaluate_and_log(client, run_id, net, splits, args.recipe, boundary_path(args.dataset, args.recipe))
+    plot = boundary_path(args.dataset, args.recipe)
+    metrics = evaluate_and_log(client, run_id, net, splits, args.recipe, plot, params.analysis, training)
     write_json(metrics_path(args.dataset, args.recipe), metrics)
-    accuracies = ", ".join(f"{part} {m['accuracy']:.3f}" for part, m in metrics.items())
+    accuracies = ", ".join(f"{part} {metrics[part]['accuracy']:.3f}" for part in SPLITS if part in metrics)
     print(f"evaluate {args.dataset}/{args.recipe}: {accuracies}")
 
 

@@ -1,10 +1,11 @@
 """The network: a multilayer perceptron whose layers the recipe shapes
-(dropout after hidden activations), and its initialization."""
+(batch normalization and dropout around hidden activations), and its initialization."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -17,27 +18,70 @@ def as_tensors(X, y) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long)
 
 
+class InvertedDropout(nn.Dropout):
+    """torch's dropout, which is inverted dropout (kept units scaled by
+    1/keep_prob at train time, the identity in eval mode), plus a fixed mask
+    that MLP sets for the course notebook's behaviour."""
+
+    def __init__(self, keep_prob: float, units: int):
+        super().__init__(p=1 - keep_prob)
+        self.keep_prob, self.units = keep_prob, units
+        self.fixed_mask: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and self.fixed_mask is not None:
+            return x * self.fixed_mask / self.keep_prob
+        return super().forward(x)
+
+
 class MLP(nn.Sequential):
-    """Linear -> activation [-> dropout] per hidden layer, then a linear output.
+    """[input dropout] then, per hidden layer, linear -> [batch norm] ->
+    activation [-> batch norm] [-> dropout]; then a linear output.
 
     Two classes get one output unit (a logit, sigmoid at prediction time), more
     classes one logit per class (softmax).
     """
 
     def __init__(self, n_features: int, n_classes: int, model: ModelConfig, recipe: RecipeConfig):
-        keep_prob = recipe.dropout.keep_prob if recipe.dropout else [1.0] * len(model.hidden)
-        sizes = [n_features, *model.hidden]
+        dropout, batch_norm = recipe.dropout, recipe.batch_norm
+        keep_prob = dropout.keep_prob if dropout else [1.0] * len(model.hidden)
         layers: list[nn.Module] = []
+        if dropout and dropout.input_keep_prob < 1:
+            layers.append(InvertedDropout(dropout.input_keep_prob, n_features))
+        sizes = [n_features, *model.hidden]
         for fan_in, fan_out, keep in zip(sizes, sizes[1:], keep_prob):
-            layers += [nn.Linear(fan_in, fan_out), ACTIVATIONS[model.activation]()]
+            normalize = [nn.BatchNorm1d(fan_out, momentum=batch_norm.momentum)] if batch_norm else []
+            activate = [ACTIVATIONS[model.activation]()]
+            after = batch_norm is not None and batch_norm.position == "after_activation"
+            layers += [nn.Linear(fan_in, fan_out), *(activate + normalize if after else normalize + activate)]
             if keep < 1:
-                # torch's dropout is inverted dropout: it scales kept units by
-                # 1/keep at train time and is the identity in eval mode.
-                layers.append(nn.Dropout(p=1 - keep))
+                layers.append(InvertedDropout(keep, fan_out))
         layers.append(nn.Linear(sizes[-1], 1 if n_classes == 2 else n_classes))
         super().__init__(*layers)
         self.n_classes = n_classes
+        self.fixed_mask_seed = dropout.fixed_seed if dropout and dropout.mask == "fixed" else None
+        self._masks_for: int | None = None
         initialize(self, model.init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and self.fixed_mask_seed is not None:
+            self._set_fixed_masks(len(x))
+        return super().forward(x)
+
+    def _set_fixed_masks(self, m: int) -> None:
+        """The course notebook reseeds numpy before every forward pass and draws
+        np.random.rand(units, m) < keep_prob per layer, in layer order: the same
+        masks every step. Drawing them once per batch size is equivalent."""
+        if self._masks_for == m:
+            return
+        rng = np.random.RandomState(self.fixed_mask_seed)
+        for layer in self.dropout_layers():
+            mask = rng.rand(layer.units, m) < layer.keep_prob  # units x examples, as the notebook
+            layer.fixed_mask = torch.as_tensor(mask.T, dtype=torch.float32)
+        self._masks_for = m
+
+    def dropout_layers(self) -> list[InvertedDropout]:
+        return [m for m in self if isinstance(m, InvertedDropout)]
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy of logits against class indices."""

@@ -2,20 +2,31 @@
 
 A recipe (conf/regularization/*.yaml composed by conf/suite/*.yaml) names the
 techniques it uses; build() turns each into a Regularizer. The training loop
-asks every regularizer for its penalty term, its Lightning callbacks and its
-key figures; architectural techniques (dropout) shape the network in
-pipeline.model instead.
+asks every regularizer for its penalty term, its weight decay, its input
+augmentation, its projection after each optimizer step, its Lightning
+callbacks and its key figures. Architectural techniques (dropout, batch
+normalization) shape the network in pipeline.model instead.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping as LightningEarlyStopping
 
-from pipeline.config import EarlyStoppingConfig, L2Config, RecipeConfig
+from pipeline.config import (
+    AugmentationConfig,
+    EarlyStoppingConfig,
+    ElasticNetConfig,
+    L1Config,
+    L2Config,
+    MaxNormConfig,
+    RecipeConfig,
+)
+from pipeline.errors import PipelineError
 from pipeline.model import MLP
 
 
@@ -26,6 +37,17 @@ class Regularizer:
         """A term added to the mean data loss of every step."""
         return None
 
+    def weight_decay(self, net: MLP, n_train: int) -> dict[torch.nn.Parameter, float]:
+        """Decoupled decay coefficients the optimizer applies to parameters."""
+        return {}
+
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        """A perturbed copy of a training batch (never applied to evaluation data)."""
+        return x
+
+    def after_optimizer_step(self, net: MLP) -> None:
+        """A constraint applied to the weights after every optimizer step."""
+
     def callbacks(self) -> list[pl.Callback]:
         return []
 
@@ -34,21 +56,123 @@ class Regularizer:
         return {}
 
 
-def penalized_parameters(net: MLP, include_bias: bool) -> list[torch.Tensor]:
-    layers = net.linear_layers()
-    return [layer.weight for layer in layers] + ([layer.bias for layer in layers] if include_bias else [])
+def layer_parameters(net: MLP, include_bias: bool) -> list[list[torch.nn.Parameter]]:
+    """The penalized parameters of each weight matrix's layer, input to output."""
+    return [[layer.weight, layer.bias] if include_bias else [layer.weight] for layer in net.linear_layers()]
+
+
+def total(terms: list[torch.Tensor | None]) -> torch.Tensor | None:
+    present = [t for t in terms if t is not None]
+    return sum(present) if present else None
+
+
+def l1_term(net: MLP, strengths: list[float], include_bias: bool, n_train: int) -> torch.Tensor | None:
+    """sum over layers of strength_l/m * sum |w|."""
+    groups = layer_parameters(net, include_bias)
+    return total([s / n_train * sum(p.abs().sum() for p in ps) for s, ps in zip(strengths, groups) if s])
+
+
+def l2_term(net: MLP, strengths: list[float], include_bias: bool, n_train: int) -> torch.Tensor | None:
+    """sum over layers of strength_l/(2m) * sum w^2, whose gradient is strength_l/m * w."""
+    groups = layer_parameters(net, include_bias)
+    return total([s / (2 * n_train) * sum(p.pow(2).sum() for p in ps) for s, ps in zip(strengths, groups) if s])
+
+
+class L1(Regularizer):
+    def __init__(self, config: L1Config):
+        self.config = config
+
+    def penalty(self, net, n_train):
+        strengths = self.config.strengths(len(net.linear_layers()))
+        return l1_term(net, strengths, self.config.regularize_bias, n_train)
 
 
 class L2(Regularizer):
-    """strength/(2m) * sum of squared weights, m the number of training
-    examples: the gradient adds strength/m * W to each weight matrix."""
+    """As a penalty in the cost (the course's convention), or as decoupled
+    weight decay: the optimizer shrinks each weight by lr * strength/m * w per
+    step outside its gradient. For plain SGD the two are the same update; for
+    Adam they differ, since Adam rescales the penalty's gradient per weight and
+    decoupled decay (AdamW) does not."""
 
     def __init__(self, config: L2Config):
         self.config = config
 
-    def penalty(self, net: MLP, n_train: int) -> torch.Tensor:
-        squares = sum(p.pow(2).sum() for p in penalized_parameters(net, self.config.regularize_bias))
-        return self.config.strength / (2 * n_train) * squares
+    def _strengths(self, net):
+        return self.config.strengths(len(net.linear_layers()))
+
+    def penalty(self, net, n_train):
+        if self.config.mode != "penalty":
+            return None
+        return l2_term(net, self._strengths(net), self.config.regularize_bias, n_train)
+
+    def weight_decay(self, net, n_train):
+        if self.config.mode != "decoupled":
+            return {}
+        groups = layer_parameters(net, self.config.regularize_bias)
+        return {p: s / n_train for s, ps in zip(self._strengths(net), groups) for p in ps}
+
+
+class ElasticNet(Regularizer):
+    def __init__(self, config: ElasticNetConfig):
+        self.config = config
+
+    def penalty(self, net, n_train):
+        n, bias = len(net.linear_layers()), self.config.regularize_bias
+        return total([
+            l1_term(net, [self.config.l1_strength] * n, bias, n_train),
+            l2_term(net, [self.config.l2_strength] * n, bias, n_train),
+        ])
+
+
+class MaxNorm(Regularizer):
+    """After every optimizer step, scale each neuron's incoming weight vector
+    (a row of torch's out x in weight matrix) back to norm c if it is longer;
+    vectors already within the bound are left exactly as they are."""
+
+    def __init__(self, config: MaxNormConfig):
+        self.c = config.c
+
+    @torch.no_grad()
+    def after_optimizer_step(self, net):
+        for layer in net.linear_layers():
+            norms = layer.weight.norm(dim=1, keepdim=True)
+            layer.weight.mul_(torch.clamp(self.c / norms.clamp_min(1e-12), max=1.0))
+
+
+class Augmentation(Regularizer):
+    """Gaussian jitter of every input feature; for square images (n_features a
+    perfect square) also random shifts and rotations."""
+
+    def __init__(self, config: AugmentationConfig, n_features: int, seed: int):
+        self.config = config
+        self.generator = torch.Generator().manual_seed(seed)
+        side = math.isqrt(n_features)
+        self.image_side = side if side * side == n_features and side > 2 else None
+        if (config.max_shift or config.max_rotation) and self.image_side is None:
+            raise PipelineError(
+                f"augmentation.max_shift and max_rotation need square images, but the data have {n_features} "
+                "features; use augmentation.jitter_std for points"
+            )
+
+    def augment(self, x):
+        if self.config.jitter_std:
+            x = x + self.config.jitter_std * torch.randn(x.shape, generator=self.generator)
+        if self.config.max_shift or self.config.max_rotation:
+            x = self._shift_and_rotate(x)
+        return x
+
+    def _shift_and_rotate(self, x: torch.Tensor) -> torch.Tensor:
+        n, side = len(x), self.image_side
+        angle = (torch.rand(n, generator=self.generator) * 2 - 1) * math.radians(self.config.max_rotation)
+        shift = torch.randint(-self.config.max_shift, self.config.max_shift + 1, (n, 2), generator=self.generator)
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        # affine_grid works in [-1, 1] coordinates: one pixel is 2/side
+        theta = torch.stack([torch.stack([cos, -sin, -2 * shift[:, 0] / side], 1),
+                             torch.stack([sin, cos, -2 * shift[:, 1] / side], 1)], 1).to(x.dtype)
+        images = x.reshape(n, 1, side, side)
+        grid = torch.nn.functional.affine_grid(theta, list(images.shape), align_corners=False)
+        moved = torch.nn.functional.grid_sample(images, grid, align_corners=False, padding_mode="zeros")
+        return moved.reshape(n, -1)
 
 
 class RestoreBestWeights(pl.Callback):
@@ -100,11 +224,14 @@ class EarlyStopping(Regularizer):
         return {"best_step": self.restorer.best_step, "stopped_step": trainer.global_step}
 
 
-def build(recipe: RecipeConfig) -> list[Regularizer]:
-    """The regularizers a recipe asks for (dropout lives in the network itself)."""
-    regularizers: list[Regularizer] = []
-    if recipe.l2 is not None:
-        regularizers.append(L2(recipe.l2))
-    if recipe.early_stopping is not None:
-        regularizers.append(EarlyStopping(recipe.early_stopping))
-    return regularizers
+def build(recipe: RecipeConfig, n_features: int, seed: int) -> list[Regularizer]:
+    """The regularizers a recipe asks for (dropout and batch norm live in the network itself)."""
+    makers = {
+        "l1": L1,
+        "l2": L2,
+        "elastic_net": ElasticNet,
+        "max_norm": MaxNorm,
+        "early_stopping": EarlyStopping,
+        "augmentation": lambda config: Augmentation(config, n_features, seed),
+    }
+    return [make(getattr(recipe, name)) for name, make in makers.items() if getattr(recipe, name) is not None]

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from pipeline.atomic import write_json, write_text
-from pipeline.config import PARAMS_FILE, ReportConfig, load_params
+from pipeline.config import PARAMS_FILE, RecipeConfig, ReportConfig, load_params
 from pipeline.errors import PipelineError, cli
 from pipeline.evaluate import metrics_path, model_path
 
@@ -26,8 +26,10 @@ def diagnose(metrics: dict, thresholds: ReportConfig) -> str:
     and dev error (test error when there is no dev set)."""
     train_error = 1 - metrics["train"]["accuracy"]
     held_out = metrics.get("dev", metrics["test"])
-    high_bias = train_error > thresholds.high_bias_error
-    high_variance = (1 - held_out["accuracy"]) - train_error > thresholds.high_variance_gap
+    gap = (1 - held_out["accuracy"]) - train_error
+    # rounded: accuracies are ratios of counts, and 0.15 - 0.10 must not exceed 0.05
+    high_bias = round(train_error, 9) > thresholds.high_bias_error
+    high_variance = round(gap, 9) > thresholds.high_variance_gap
     if high_bias and high_variance:
         return "high bias and high variance"
     if high_bias:
@@ -37,7 +39,36 @@ def diagnose(metrics: dict, thresholds: ReportConfig) -> str:
     return "appropriate"
 
 
-def summarize(metrics: dict[str, dict], thresholds: ReportConfig) -> dict[str, dict]:
+def key_figure(recipe: RecipeConfig, metrics: dict) -> str:
+    """The number that shows what each technique of the recipe did."""
+    weights, training = metrics["weights"], metrics["training"]
+
+    def figure(technique: str) -> str:
+        match technique:
+            case "l1" | "elastic_net":
+                return f"sparsity {weights['sparsity']:.0%}"
+            case "l2":
+                return f"sum W^2 {weights['squared_weight_sum']:.1f}"
+            case "max_norm":
+                return f"max column norm {weights['max_column_norm']:.2f}"
+            case "dropout":
+                keep = "/".join(f"{k:g}" for k in recipe.dropout.keep_prob)
+                return f"keep {keep}, {recipe.dropout.mask} masks"
+            case "batch_norm":
+                return f"batch norm {recipe.batch_norm.position.replace('_', ' ')}"
+            case "early_stopping":
+                return f"stopped at step {training['stopped_step']} (best {training['best_step']})"
+            case "augmentation":
+                return f"jitter std {recipe.augmentation.jitter_std:g}"
+        raise ValueError(f"no key figure for {technique}")
+
+    techniques = recipe.techniques()
+    if not techniques:  # the baseline: the figures the others are compared with
+        return f"sum W^2 {weights['squared_weight_sum']:.1f}, max column norm {weights['max_column_norm']:.2f}"
+    return "; ".join(dict.fromkeys(figure(t) for t in techniques))
+
+
+def summarize(metrics: dict[str, dict], suite: dict[str, RecipeConfig], thresholds: ReportConfig) -> dict:
     summary = {}
     for recipe, m in metrics.items():
         summary[recipe] = {
@@ -46,6 +77,9 @@ def summarize(metrics: dict[str, dict], thresholds: ReportConfig) -> dict[str, d
             "test_accuracy": m["test"]["accuracy"],
             "generalization_gap": m["train"]["accuracy"] - m["test"]["accuracy"],
             "diagnosis": diagnose(m, thresholds),
+            "key_figure": key_figure(suite[recipe], m),
+            "sparsity": m["weights"]["sparsity"],
+            "max_column_norm": m["weights"]["max_column_norm"],
         }
     return summary
 
@@ -57,19 +91,20 @@ def markdown(dataset: str, summary: dict[str, dict], thresholds: ReportConfig) -
     lines = [
         f"# {dataset}: regularization recipes compared",
         "",
-        "| recipe | train acc | dev acc | test acc | gap (train - test) | diagnosis |",
-        "|---|---:|---:|---:|---:|---|",
+        "| recipe | train acc | dev acc | test acc | gap (train - test) | diagnosis | key figure |",
+        "|---|---:|---:|---:|---:|---|---|",
     ]
     for recipe, row in summary.items():
         lines.append(
             f"| {recipe} | {pct(row['train_accuracy'])} | {pct(row['dev_accuracy'])} | {pct(row['test_accuracy'])} "
-            f"| {row['generalization_gap'] * 100:+.1f} pts | {row['diagnosis']} |"
+            f"| {row['generalization_gap'] * 100:+.1f} pts | {row['diagnosis']} | {row['key_figure']} |"
         )
     lines += [
         "",
         f"Diagnosis: high bias when the train error exceeds {thresholds.high_bias_error:.0%}; high variance when "
         f"the dev error exceeds the train error by more than {thresholds.high_variance_gap:.0%} (test error when "
-        "there is no dev set). Thresholds: `report` in params.yaml.",
+        "there is no dev set). Thresholds: `report` in params.yaml. Sparsity: share of weights with "
+        "|w| below `analysis.sparsity_threshold`; column norm: norm of a neuron's incoming weights.",
         "",
         "![decision boundaries](decision_boundaries.png)",
         "",
@@ -106,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
             metrics[recipe] = json.loads(metrics_path(dataset, recipe).read_text())
         except (OSError, ValueError):
             raise PipelineError(f"{metrics_path(dataset, recipe)} is missing or corrupt: run dvc repro") from None
-    summary = summarize(metrics, params.report)
+    summary = summarize(metrics, params.suite, params.report)
     out = REPORTS_DIR / dataset
     write_json(out / "summary.json", summary)
     write_text(out / "summary.md", markdown(dataset, summary, params.report))

@@ -22,21 +22,20 @@ from pathlib import Path
 import yaml
 
 from pipeline.atomic import write_json
-from pipeline.config import PARAMS_FILE, RunConfig, load_params, validate
-from pipeline.datasets import Splits, check, checksum, load_splits, materialize
+from pipeline.config import PARAMS_FILE, AnalysisConfig, RunConfig, load_params, validate
+from pipeline.datasets import SPLITS, Splits, check, checksum, load_splits, materialize
 from pipeline.errors import cli
-from pipeline.evaluate import boundary_path, evaluate_and_log, model_path, run_record_path
+from pipeline.evaluate import boundary_path, evaluate_and_log, model_path, training_record_path
 from pipeline.model import MLP, Probabilities, save_network
+from pipeline.training import FitResult, fit
 from pipeline.params import compose
 from pipeline.tracking import connect, experiment_id, flatten, pipeline_run_id, run_tags, tracking_uri
 
 
-def train_and_log(run: RunConfig, splits: Splits, tags: dict[str, str]) -> tuple[MLP, str]:
+def train_and_log(run: RunConfig, splits: Splits, tags: dict[str, str]) -> tuple[FitResult, str]:
     """Fit the run's network with Lightning's MLFlowLogger and log the resolved
     config and the model (with a signature) into the same MLflow run."""
     from pytorch_lightning.loggers import MLFlowLogger
-
-    from pipeline.training import fit
 
     client = connect()
     experiment_id(client, run.dataset_name)  # created here, with our artifact location
@@ -57,7 +56,7 @@ def train_and_log(run: RunConfig, splits: Splits, tags: dict[str, str]) -> tuple
     except BaseException:
         client.set_terminated(logger.run_id, "FAILED")
         raise
-    return result.net, logger.run_id
+    return result, logger.run_id
 
 
 def log_model(run_id: str, net: MLP, splits: Splits) -> None:
@@ -87,9 +86,9 @@ def pipeline_main(dataset: str, recipe: str) -> None:
     run = load_params().run(dataset, recipe)
     splits = load_splits(dataset)
     tags = run_tags(dataset, recipe, checksum(splits), source="dvc", group=pipeline_run_id(PARAMS_FILE))
-    net, run_id = train_and_log(run, splits, tags)
-    save_network(net, splits.n_features, run.model, run.regularization, model_path(dataset, recipe))
-    write_json(run_record_path(dataset, recipe), {"run_id": run_id, "experiment": dataset})
+    result, run_id = train_and_log(run, splits, tags)
+    save_network(result.net, splits.n_features, run.model, run.regularization, model_path(dataset, recipe))
+    write_json(training_record_path(dataset, recipe), {"run_id": run_id, "steps": result.steps, **result.key_figures})
     print(f"train {dataset}/{recipe}: MLflow run {run_id}")
 
 
@@ -98,21 +97,28 @@ def adhoc_main(overrides: list[str]) -> None:
     from pipeline.split import split
 
     data = compose("train", overrides, with_choices=True)
+    origin = "conf/train.yaml with overrides"
     dataset_name = data.pop("_choices")["dataset"]
+    analysis = validate(AnalysisConfig, data.pop("analysis", None), origin)
     regularization = data.pop("regularization", {})
     run = validate(
         RunConfig,
         {**data, "dataset_name": dataset_name, "recipe": "+".join(regularization) or "baseline",
          "regularization": regularization},
-        "conf/train.yaml with overrides",
+        origin,
     )
     splits = split(check(materialize(run.dataset.source), run.dataset_name), run.dataset.split)
-    net, run_id = train_and_log(run, splits, run_tags(run.dataset_name, run.recipe, checksum(splits), source="adhoc"))
+    result, run_id = train_and_log(run, splits, run_tags(run.dataset_name, run.recipe, checksum(splits), "adhoc"))
+    training = {"steps": result.steps, **result.key_figures}
     with tempfile.TemporaryDirectory() as tmp:
-        metrics = evaluate_and_log(connect(), run_id, net, splits, run.recipe, Path(tmp) / boundary_path("", "").name)
+        plot = Path(tmp) / boundary_path("", "").name
+        metrics = evaluate_and_log(connect(), run_id, result.net, splits, run.recipe, plot, analysis, training)
     print(f"ad-hoc {run.dataset_name}/{run.recipe}: MLflow run {run_id} in {tracking_uri()}")
-    for part, values in metrics.items():
-        print(f"  {part:5s} accuracy {values['accuracy']:.4f}  loss {values['loss']:.4f}")
+    for part in SPLITS:
+        if part in metrics:
+            print(f"  {part:5s} accuracy {metrics[part]['accuracy']:.4f}  loss {metrics[part]['loss']:.4f}")
+    weights = metrics["weights"]
+    print(f"  sparsity {weights['sparsity']:.1%}  max column norm {weights['max_column_norm']:.2f}")
 
 
 @cli

@@ -67,7 +67,17 @@ class Classifier(pl.LightningModule):
         return DataLoader([0], batch_size=None)
 
     def configure_optimizers(self):
-        return OPTIMIZERS[self.config.optimizer](self.net.parameters(), lr=self.config.lr)
+        decay: dict[torch.nn.Parameter, float] = {}
+        for regularizer in self.regularizers:
+            decay.update(regularizer.weight_decay(self.net, self.n_train))
+        if not decay:
+            return OPTIMIZERS[self.config.optimizer](self.net.parameters(), lr=self.config.lr)
+        groups: dict[float, list[torch.nn.Parameter]] = {}
+        for parameter in self.net.parameters():
+            groups.setdefault(decay.get(parameter, 0.0), []).append(parameter)
+        # Decoupled weight decay: AdamW for Adam; for plain SGD, weight_decay is that already.
+        optimizer = torch.optim.AdamW if self.config.optimizer == "adam" else torch.optim.SGD
+        return optimizer([{"params": ps, "weight_decay": wd} for wd, ps in groups.items()], lr=self.config.lr)
 
     # --- training ----------------------------------------------------------
     def objective(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -93,10 +103,15 @@ class Classifier(pl.LightningModule):
         optimizer = self.optimizers()
         steps = min(self.config.eval_every, self.trainer.max_steps - self.global_step)
         for _ in range(steps):
-            loss = self.objective(*self._minibatch(x, y))
+            xb, yb = self._minibatch(x, y)
+            for regularizer in self.regularizers:
+                xb = regularizer.augment(xb)
+            loss = self.objective(xb, yb)
             optimizer.zero_grad(set_to_none=True)
             self.manual_backward(loss)
             optimizer.step()
+            for regularizer in self.regularizers:
+                regularizer.after_optimizer_step(self.net)
 
     # --- evaluation --------------------------------------------------------
     @torch.no_grad()
@@ -147,7 +162,7 @@ def fit(run: RunConfig, splits: Splits, logger: Logger | None = None) -> FitResu
     pl.seed_everything(run.seed, verbose=False)
     torch.use_deterministic_algorithms(True)
     net = MLP(splits.n_features, splits.n_classes, run.model, run.regularization)
-    regularizers = build(run.regularization)
+    regularizers = build(run.regularization, splits.n_features, run.seed)
     module = Classifier(
         net,
         regularizers,

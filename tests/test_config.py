@@ -56,7 +56,11 @@ def test_committed_params_validate():
     params = load_params(ROOT / "params.yaml")
     assert isinstance(params, PipelineConfig)
     assert sorted(params.datasets) == ["circles", "moons"]
-    assert sorted(params.suite) == ["baseline", "dropout", "early_stopping", "l2"]
+    assert list(params.suite) == [
+        "baseline", "l1", "l2", "elastic_net", "max_norm", "dropout", "batch_norm", "early_stopping",
+        "augmentation", "dropout_max_norm", "dropout_l2",
+    ]
+    assert params.suite["dropout_max_norm"].techniques() == ["max_norm", "dropout"]
     assert params.suite["l2"].techniques() == ["l2"]
     assert params.suite["baseline"].techniques() == []
     assert params.suite["dropout"].dropout.keep_prob == [0.5, 0.5]
@@ -76,7 +80,7 @@ def test_run_config_of_a_recipe():
     assert isinstance(run, RunConfig)
     assert run.regularization == RecipeConfig(l2=L2Config(strength=1.0, regularize_bias=False))
     assert run.dataset.source.n_samples == 400
-    with pytest.raises(PipelineError, match=r"unknown recipe 'l3': params.yaml has \['baseline', 'dropout', "):
+    with pytest.raises(PipelineError, match=r"unknown recipe 'l3': params.yaml has \['augmentation', 'baseline', "):
         params.run("moons", "l3")
     with pytest.raises(PipelineError, match=r"unknown dataset 'spirals'"):
         params.run("spirals", "l2")

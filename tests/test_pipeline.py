@@ -16,16 +16,19 @@ RECIPES = ["baseline", "l2"]
 def test_cold_repro_writes_every_output(built_project):
     for recipe in RECIPES:
         metrics = json.loads((built_project / f"metrics/moons/{recipe}.json").read_text())
-        assert set(metrics) == {"train", "dev", "test"}
-        for part in metrics.values():
-            assert 0.0 <= part["accuracy"] <= 1.0
-            assert part["loss"] > 0
+        assert set(metrics) == {"train", "dev", "test", "weights", "training"}
+        for part in ("train", "dev", "test"):
+            assert 0.0 <= metrics[part]["accuracy"] <= 1.0
+            assert metrics[part]["loss"] > 0
+        assert 0.0 <= metrics["weights"]["sparsity"] <= 1.0
+        assert metrics["training"]["steps"] == 60
         png = built_project / f"plots/moons/{recipe}/decision_boundary.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert (built_project / f"models/moons/{recipe}/model.pt").stat().st_size > 0
     summary = (built_project / "reports/moons/summary.md").read_text()
     for recipe in RECIPES:
         assert re.search(rf"^\| {recipe} \| [\d.]+% \| [\d.]+% \| [\d.]+% \|", summary, re.M), summary
+    assert re.search(r"^\| l2 \|.*\| sum W\^2 [\d.]+ \|$", summary, re.M), summary
     table = json.loads((built_project / "reports/moons/summary.json").read_text())
     assert set(table) == set(RECIPES)
     assert all(row["diagnosis"] for row in table.values())
@@ -53,6 +56,7 @@ def test_mlflow_has_one_run_per_recipe_with_params_metrics_and_artifacts(built_p
         assert [m.step for m in curve] == [0, 20, 40, 60]
         metrics = json.loads((built_project / f"metrics/moons/{recipe}.json").read_text())
         assert r.data.metrics["test_accuracy"] == metrics["test"]["accuracy"]
+        assert r.data.metrics["sparsity"] == metrics["weights"]["sparsity"]
         artifacts = {a.path for a in client.list_artifacts(r.info.run_id)}
         assert {"config.yaml", "evaluation"} <= artifacts
         assert [a.path for a in client.list_artifacts(r.info.run_id, "evaluation")] == [

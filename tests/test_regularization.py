@@ -25,7 +25,7 @@ from pipeline.config import (
 )
 from pipeline.datasets import Splits
 from pipeline.errors import PipelineError
-from pipeline.model import MLP, as_tensors
+from pipeline.model import MLP, InvertedDropout, as_tensors
 from pipeline.regularization import L2, build
 from pipeline.training import Classifier, DivergenceError, fit
 
@@ -116,7 +116,7 @@ def test_objective_gradient_is_data_gradient_plus_weight_decay():
     x, y = data(m=40)
     lam = 0.9
     trainer = TrainerConfig(optimizer="sgd", lr=0.1, max_steps=1, eval_every=1)
-    module = Classifier(net, build(RecipeConfig(l2=L2Config(strength=lam))), trainer,
+    module = Classifier(net, build(RecipeConfig(l2=L2Config(strength=lam)), 3, 0), trainer,
                         train=(x, y), dev=(x[:0], y[:0]), seed=0)
     assert module.n_train == 40
     full = grads(module.objective(x, y), net)
@@ -131,10 +131,10 @@ def test_objective_gradient_is_data_gradient_plus_weight_decay():
 
 
 def test_no_regularizer_for_baseline_and_dropout():
-    assert build(RecipeConfig()) == []
-    assert build(RecipeConfig(dropout=DropoutConfig(keep_prob=[0.5, 0.5]))) == []
+    assert build(RecipeConfig(), 3, 0) == []
+    assert build(RecipeConfig(dropout=DropoutConfig(keep_prob=[0.5, 0.5])), 3, 0) == []
     assert [type(r).__name__ for r in build(RecipeConfig(
-        l2=L2Config(strength=1.0), early_stopping=EarlyStoppingConfig(patience=3)))] == ["L2", "EarlyStopping"]
+        l2=L2Config(strength=1.0), early_stopping=EarlyStoppingConfig(patience=3)), 3, 0)] == ["L2", "EarlyStopping"]
 
 
 # --- dropout ------------------------------------------------------------------
@@ -145,13 +145,13 @@ DROPOUT = RecipeConfig(dropout=DropoutConfig(keep_prob=[0.5, 0.8]))
 def test_dropout_layers_follow_hidden_activations():
     net = small_net(DROPOUT)
     assert [type(layer) for layer in net] == [
-        nn.Linear, nn.ReLU, nn.Dropout, nn.Linear, nn.ReLU, nn.Dropout, nn.Linear
+        nn.Linear, nn.ReLU, InvertedDropout, nn.Linear, nn.ReLU, InvertedDropout, nn.Linear
     ]
     assert net[2].p == pytest.approx(0.5)
     assert net[5].p == pytest.approx(0.2)
     # a keep probability of 1 adds no dropout layer
     partial = MLP(3, 2, SMALL, RecipeConfig(dropout=DropoutConfig(keep_prob=[1.0, 0.5])))
-    assert [type(layer) for layer in partial] == [nn.Linear, nn.ReLU, nn.Linear, nn.ReLU, nn.Dropout, nn.Linear]
+    assert [type(layer) for layer in partial] == [nn.Linear, nn.ReLU, nn.Linear, nn.ReLU, InvertedDropout, nn.Linear]
 
 
 @pytest.mark.parametrize("index, keep", [(2, 0.5), (5, 0.8)])

@@ -201,3 +201,32 @@ def test_fetch_stage_rejects_invalid_yaml_in_one_line(tmp_path):
     line = one_error_line(run_stage(tmp_path, "seed: 0\ndatasets: [moons\n", stage="fetch"))
     assert line.startswith("error: params.yaml is not valid YAML: ")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda d: d["suite"]["l1"]["l1"].update(strength=-0.1),
+     "suite.l1.l1.strength: Input should be greater than or equal to 0 (got -0.1)"),
+    (lambda d: d["suite"]["elastic_net"]["elastic_net"].update(l2_strength=-1),
+     "suite.elastic_net.elastic_net.l2_strength: Input should be greater than or equal to 0 (got -1)"),
+    (lambda d: d["suite"]["max_norm"]["max_norm"].update(c=0),
+     "suite.max_norm.max_norm.c: Input should be greater than 0 (got 0)"),
+    (lambda d: d["suite"]["dropout"]["dropout"].update(input_keep_prob=0),
+     "suite.dropout.dropout.input_keep_prob: Input should be greater than 0 (got 0)"),
+    (lambda d: d["suite"]["dropout"]["dropout"].update(mask="sometimes"),
+     "suite.dropout.dropout.mask: Input should be 'fresh' or 'fixed' (got 'sometimes')"),
+    (lambda d: d["suite"]["l1"]["l1"].update(per_layer=[1.0, 2.0]),
+     "suite.l1.l1.per_layer has 2 values but the network has 3 weight matrices"),
+    (lambda d: d["suite"]["l2"]["l2"].update(per_layer=[1.0, -2.0, 0.0]),
+     "suite.l2.l2.per_layer.1: Input should be greater than or equal to 0 (got -2.0)"),
+    (lambda d: d["suite"]["batch_norm"]["batch_norm"].update(momentum=0),
+     "suite.batch_norm.batch_norm.momentum: Input should be greater than 0 (got 0)"),
+    (lambda d: d["suite"]["augmentation"]["augmentation"].update(jitter_std=-0.1),
+     "suite.augmentation.augmentation.jitter_std: Input should be greater than or equal to 0 (got -0.1)"),
+    (lambda d: d["suite"]["l2"].update(weight_decay={"strength": 1}), "suite.l2.weight_decay: unknown key"),
+])
+def test_regularizer_values_are_checked_before_training(change, expected):
+    with pytest.raises(PipelineError) as caught:
+        validate(PipelineConfig, modified(change), "params.yaml")
+    message = str(caught.value)
+    assert message.startswith("params.yaml: ") and "\n" not in message
+    assert expected in message, message

@@ -17,11 +17,17 @@ from pipeline.errors import PipelineError
 DB_NAME = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
 
-# No usage telemetry: it phones home, and machines here have no internet.
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-# MLflow's INFO lines (database migrations, run links) would drown a stage's
-# own output and its one-line errors.
-os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+
+
+def quiet_mlflow() -> None:
+    # No usage telemetry: it phones home, and machines here have no internet.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # MLflow's INFO lines (database migrations, run links) would drown a
+    # stage's own output and its one-line errors.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+
+
+quiet_mlflow()  # before anything imports mlflow
 
 
 def repository_root(cwd: Path | None = None) -> Path:

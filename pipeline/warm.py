@@ -1,0 +1,199 @@
+"""Run a stage in a process forked from a warm parent.
+
+Every DVC stage is a new Python process, and importing PyTorch, Lightning and
+MLflow costs about 10 s on a 2-core machine: more than training a network on
+these data. `python -m pipeline.warm MODULE ARGS...` behaves like
+`python -m MODULE ARGS...` (same working directory, environment, standard
+streams and exit code), but the work happens in a child forked from a
+background worker that has imported those libraries once. The worker starts
+on first use, serves only the exact code it loaded (the socket name carries a
+hash of the package's source), and exits after IDLE_SECONDS without work.
+Each stage still runs in a fresh process (a fork), so no state passes from
+one stage to the next.
+
+REGULARIZATION_LAB_WARM=0 runs the module in this process instead.
+
+This module is imported by every stage command: it must stay free of heavy imports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent
+IDLE_SECONDS = 120
+START_TIMEOUT_SECONDS = 120
+# What the stages import; the worker imports it all before it serves.
+PRELOAD = ["pipeline.fetch", "pipeline.split", "pipeline.train", "pipeline.evaluate", "pipeline.report",
+           "pipeline.plots", "pipeline.analysis", "mlflow.pytorch", "mlflow.store.tracking.sqlalchemy_store",
+           "sklearn.datasets", "sklearn.model_selection", "scipy.io"]
+
+
+def socket_path() -> str:
+    digest = hashlib.sha256(f"{sys.executable}\0{PACKAGE}".encode())
+    for source in sorted(PACKAGE.glob("*.py")):
+        digest.update(source.read_bytes())
+    return str(Path(tempfile.gettempdir()) / f"regularization-lab-{os.getuid()}-{digest.hexdigest()[:20]}.sock")
+
+
+def run_here(module: str, args: list[str]) -> int:
+    sys.argv = [module, *args]
+    try:
+        importlib.import_module(module).main()
+    except SystemExit as done:
+        return exit_status(done)
+    return 0
+
+
+def exit_status(done: SystemExit) -> int:
+    if done.code is None or isinstance(done.code, int):
+        return done.code or 0
+    print(done.code, file=sys.stderr)
+    return 1
+
+
+# --- client: the stage command -------------------------------------------------------
+
+
+def connect(path: str) -> socket.socket | None:
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        client.connect(path)
+        return client
+    except OSError:
+        client.close()
+        return None
+
+
+def start_worker(path: str) -> socket.socket | None:
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.warm", "--serve", path],
+        cwd=PACKAGE.parent,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # outlives this stage, not tied to its terminal
+    )
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if client := connect(path):
+            return client
+        if worker.poll() is not None and not Path(path).exists():
+            return None
+        time.sleep(0.05)
+    return None
+
+
+def request(client: socket.socket, module: str, args: list[str]) -> int | None:
+    """The child's exit status, or None if the worker did not take the job
+    (it was just then shutting down)."""
+    message = json.dumps({"module": module, "args": args, "cwd": os.getcwd(), "env": dict(os.environ)})
+    try:
+        socket.send_fds(client, [message.encode()], [0, 1, 2])
+        accepted = client.recv(64)
+    except OSError:
+        return None
+    if not accepted:
+        return None
+    child = int(accepted)
+    forward = lambda signum, frame: os.kill(child, signum)  # noqa: E731
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, forward)
+    status = client.recv(64)
+    if not status:
+        print(f"error: the warm worker's child {child} died; rerun with REGULARIZATION_LAB_WARM=0 to see why",
+              file=sys.stderr)
+        return 1
+    return int(status)
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--serve"]:
+        return serve(sys.argv[2])
+    if len(sys.argv) < 2:
+        raise SystemExit("usage: python -m pipeline.warm MODULE [ARGS...]")
+    module, args = sys.argv[1], sys.argv[2:]
+    if os.environ.get("REGULARIZATION_LAB_WARM", "1") == "0":
+        raise SystemExit(run_here(module, args))
+    path = socket_path()
+    client = connect(path) or start_worker(path)
+    status = None
+    if client is not None:
+        with client:
+            status = request(client, module, args)
+    if status is None:  # no worker could take the job: do it here, just slower
+        status = run_here(module, args)
+    raise SystemExit(status)
+
+
+# --- worker ----------------------------------------------------------------------------
+
+
+def serve(path: str) -> None:
+    for name in PRELOAD:
+        importlib.import_module(name)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    staging = f"{path}.{os.getpid()}"
+    listener.bind(staging)
+    listener.listen(16)
+    os.replace(staging, path)  # atomic: a racing worker's socket is replaced, never half-made
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children reap themselves
+    listener.settimeout(IDLE_SECONDS)
+    try:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                break
+            if os.fork() == 0:
+                listener.close()
+                run_child(connection)
+            connection.close()
+    finally:
+        if Path(path).exists() and os.stat(path).st_ino == os.fstat(listener.fileno()).st_ino:
+            os.unlink(path)
+        listener.close()
+
+
+def run_child(connection: socket.socket) -> None:
+    """In the forked child: become the client's stage process, run, report, exit."""
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # subprocesses (git) must be waitable
+    status = 1
+    try:
+        message, fds, _, _ = socket.recv_fds(connection, 1 << 20, 3)
+        job = json.loads(message)
+        for fd, target in zip(fds, (0, 1, 2)):
+            os.dup2(fd, target)
+            os.close(fd)
+        connection.send(str(os.getpid()).encode())
+        os.chdir(job["cwd"])
+        os.environ.clear()
+        os.environ.update(job["env"])
+        from pipeline.tracking import quiet_mlflow
+
+        quiet_mlflow()
+        status = run_here(job["module"], job["args"])
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            connection.send(str(status).encode())
+        finally:
+            os._exit(status)
+
+
+if __name__ == "__main__":
+    main()

@@ -124,6 +124,8 @@ def main() -> None:
     if len(sys.argv) < 2:
         raise SystemExit("usage: python -m pipeline.warm MODULE [ARGS...]")
     module, args = sys.argv[1], sys.argv[2:]
+    if not module.startswith("pipeline."):
+        raise SystemExit(f"error: pipeline.warm runs the project's stage modules, not {module!r}")
     if os.environ.get("REGULARIZATION_LAB_WARM", "1") == "0":
         raise SystemExit(run_here(module, args))
     path = socket_path()
@@ -146,6 +148,7 @@ def serve(path: str) -> None:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     staging = f"{path}.{os.getpid()}"
     listener.bind(staging)
+    os.chmod(staging, 0o600)  # only this user may hand the worker jobs
     listener.listen(16)
     os.replace(staging, path)  # atomic: a racing worker's socket is replaced, never half-made
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children reap themselves
@@ -173,6 +176,8 @@ def run_child(connection: socket.socket) -> None:
     try:
         message, fds, _, _ = socket.recv_fds(connection, 1 << 20, 3)
         job = json.loads(message)
+        if not job["module"].startswith("pipeline."):
+            raise ValueError(f"refusing to run {job['module']!r}")
         for fd, target in zip(fds, (0, 1, 2)):
             os.dup2(fd, target)
             os.close(fd)

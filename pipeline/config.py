@@ -60,6 +60,48 @@ class CirclesSource(Schema):
     seed: int
 
 
+class XorSource(Schema):
+    """Points uniform in [-1, 1]^2, class 1 where x and y have the same sign;
+    Gaussian noise of std `noise` moves them after labelling."""
+
+    kind: Literal["xor"]
+    n_samples: PositiveInt
+    noise: NonNegativeFloat
+    seed: int
+
+
+class SpiralSource(Schema):
+    """n_classes interleaved spiral arms (the CS231n toy problem); `noise` is
+    the std of the angle jitter, in radians."""
+
+    kind: Literal["spiral"]
+    n_samples: PositiveInt
+    n_classes: int = Field(ge=2, le=10)
+    noise: NonNegativeFloat
+    seed: int
+
+
+class GaussiansSource(Schema):
+    """Two Gaussian blobs (scikit-learn make_blobs) whose centres lie
+    `separation` apart, each with standard deviation `std`."""
+
+    kind: Literal["gaussians"]
+    n_samples: PositiveInt
+    separation: PositiveFloat
+    std: PositiveFloat
+    seed: int
+
+
+class LinearSource(Schema):
+    """Linearly separable classes (scikit-learn make_classification, one
+    cluster per class) with a share `label_noise` of labels assigned at random."""
+
+    kind: Literal["linear"]
+    n_samples: PositiveInt
+    label_noise: float = Field(ge=0, lt=1)
+    seed: int
+
+
 class MatDownloadSource(Schema):
     """A MATLAB .mat file downloaded from the first mirror that answers, checked
     against its sha256. test_keys names the test set the file ships, if any."""
@@ -72,8 +114,11 @@ class MatDownloadSource(Schema):
     timeout_seconds: PositiveFloat = 30.0
 
 
-Source = Annotated[Union[MoonsSource, CirclesSource, MatDownloadSource], Field(discriminator="kind")]
-SOURCE_KINDS = {"moons", "circles", "mat_download"}
+Source = Annotated[
+    Union[MoonsSource, CirclesSource, XorSource, SpiralSource, GaussiansSource, LinearSource, MatDownloadSource],
+    Field(discriminator="kind"),
+]
+SOURCE_KINDS = {"moons", "circles", "xor", "spiral", "gaussians", "linear", "mat_download"}
 
 
 def ships_test_set(source: Source) -> bool:

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config import CirclesSource, MatDownloadSource, MoonsSource, Source
+from pipeline.config import MatDownloadSource, Source
 from pipeline.download import download
 from pipeline.errors import PipelineError
+from pipeline.generators import GENERATORS
 
 RAW_DIR = Path("data/raw")
 SPLIT_DIR = Path("data/split")
@@ -30,18 +31,8 @@ class Raw:
 
 
 def materialize(source: Source) -> Raw:
-    if isinstance(source, MoonsSource):
-        from sklearn.datasets import make_moons
-
-        X, y = make_moons(n_samples=source.n_samples, noise=source.noise, random_state=source.seed)
-        return Raw(X, y)
-    if isinstance(source, CirclesSource):
-        from sklearn.datasets import make_circles
-
-        X, y = make_circles(
-            n_samples=source.n_samples, noise=source.noise, factor=source.factor, random_state=source.seed
-        )
-        return Raw(X, y)
+    if source.kind in GENERATORS:
+        return Raw(*GENERATORS[source.kind](source))
     if isinstance(source, MatDownloadSource):
         with tempfile.TemporaryDirectory() as tmp:
             path = download(source.urls, source.sha256, Path(tmp) / "data.mat", source.timeout_seconds)

@@ -54,16 +54,37 @@ def measure(net: MLP, splits: Splits) -> dict[str, dict[str, float]]:
     return metrics
 
 
+@torch.no_grad()
+def per_class(net: MLP, splits: Splits) -> dict[str, dict[str, float]]:
+    """Precision, recall and support of each class on the test split."""
+    x, y = as_tensors(splits.X["test"], splits.y["test"])
+    predicted = net.eval().predict(net(x))
+    k = splits.n_classes
+    confusion = torch.bincount(y * k + predicted, minlength=k * k).reshape(k, k)  # rows: true, columns: predicted
+    result = {}
+    for i, label in enumerate(splits.classes):
+        hits, support, claimed = confusion[i, i].item(), confusion[i].sum().item(), confusion[:, i].sum().item()
+        result[f"{label:g}"] = {
+            "precision": hits / claimed if claimed else 0.0,
+            "recall": hits / support if support else 0.0,
+            "support": support,
+        }
+    return result
+
+
 def metric_name(part: str, name: str) -> str:
     # train_*/dev_* are the learning curves; the evaluated model's are final_*
     return f"test_{name}" if part == "test" else f"final_{part}_{name}"
 
 
-def log_to_run(client, run_id: str, measured: dict, weights: dict, artifacts: list[Path]) -> None:
+def log_to_run(client, run_id: str, measured: dict, weights: dict, classes: dict, artifacts: list[Path]) -> None:
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
     values = {metric_name(part, name): value for part, m in measured.items() for name, value in m.items()} | weights
+    for label, figures in classes.items():
+        values[f"test_precision_class_{label}"] = figures["precision"]
+        values[f"test_recall_class_{label}"] = figures["recall"]
     client.log_batch(run_id, metrics=[Metric(name, value, now, 0) for name, value in values.items()])
     for path in artifacts:
         client.log_artifact(run_id, str(path), "evaluation")
@@ -75,21 +96,23 @@ def evaluate_and_log(
 ) -> dict:
     """Measure, read the weights, draw, and log to the run; a failure marks the run FAILED.
 
-    Returns the metrics document: accuracy and loss per split, the weight
-    figures, and the training record's steps and key figures."""
+    Returns the metrics document: accuracy and loss per split, precision and
+    recall per class on test, the weight figures, and the training record's
+    steps and key figures."""
     from pipeline.analysis import weight_figures
     from pipeline.plots import decision_boundary
 
     try:
         measured = measure(net, splits)
         weights = weight_figures(net, analysis.sparsity_threshold)
+        classes = per_class(net, splits)
         if splits.n_features == 2:
             decision_boundary(plot_path, net, splits, recipe, measured)
-        log_to_run(client, run_id, measured, weights, [plot_path] if plot_path.exists() else [])
+        log_to_run(client, run_id, measured, weights, classes, [plot_path] if plot_path.exists() else [])
     except BaseException:
         client.set_terminated(run_id, "FAILED")
         raise
-    return {**measured, "weights": weights, "training": training}
+    return {**measured, "per_class": classes, "weights": weights, "training": training}
 
 
 @cli

@@ -27,21 +27,35 @@ def plane(splits: Splits, margin: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
 
 
 @torch.no_grad()
-def probability_of_class_1(net: MLP, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
+def probabilities(net: MLP, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
+    """Class probabilities over the grid, shape (rows, columns, classes)."""
     points = torch.as_tensor(np.c_[xx.ravel(), yy.ravel()], dtype=torch.float32)
-    return net.eval().predict_proba(points)[:, 1].numpy().reshape(xx.shape)
+    return net.eval().predict_proba(points).numpy().reshape(*xx.shape, -1)
 
 
 def draw(ax, net: MLP, splits: Splits, grid: tuple[np.ndarray, np.ndarray], title: str):
-    """Predicted probability heatmap, the 0.5 contour, train points (dots) and
-    test points (crosses). The colour scale is fixed to [0, 1]."""
+    """Two classes: the heatmap of P(class 1) on a fixed [0, 1] scale and its 0.5
+    contour. More classes: the predicted class, shaded by its probability.
+    Train points are dots, test points crosses, coloured by their true class."""
     xx, yy = grid
-    proba = probability_of_class_1(net, xx, yy)
-    image = ax.contourf(xx, yy, proba, levels=np.linspace(0, 1, 21), cmap=CMAP, vmin=0, vmax=1, alpha=0.8)
-    ax.contour(xx, yy, proba, levels=[0.5], colors="k", linewidths=1)
+    proba = probabilities(net, xx, yy)
+    k = proba.shape[-1]
+    if k == 2:
+        cmap, vmax = CMAP, 1
+        image = ax.contourf(xx, yy, proba[..., 1], levels=np.linspace(0, 1, 21), cmap=cmap, vmin=0, vmax=1,
+                            alpha=0.8)
+        ax.contour(xx, yy, proba[..., 1], levels=[0.5], colors="k", linewidths=1)
+    else:
+        cmap, vmax = plt.get_cmap("tab10", 10), 9
+        predicted = proba.argmax(-1)
+        image = ax.imshow(cmap(predicted / vmax), origin="lower", aspect="auto", alpha=0.5,
+                          extent=(xx.min(), xx.max(), yy.min(), yy.max()))
+        ax.imshow(np.dstack([np.ones_like(xx)] * 3 + [1 - proba.max(-1)]), origin="lower", aspect="auto",
+                  extent=(xx.min(), xx.max(), yy.min(), yy.max()))  # paler where the net is unsure
+        ax.contour(xx, yy, predicted, levels=np.arange(k) + 0.5, colors="k", linewidths=0.8)
     for part, marker in (("train", "o"), ("test", "x")):
         X, y = splits.X[part], splits.y[part]
-        ax.scatter(X[:, 0], X[:, 1], c=y, cmap=CMAP, vmin=0, vmax=1, marker=marker, s=14,
+        ax.scatter(X[:, 0], X[:, 1], c=y, cmap=cmap, vmin=0, vmax=vmax, marker=marker, s=14,
                    edgecolors="k" if marker == "o" else None, linewidths=0.4 if marker == "o" else 1, label=part)
     ax.set_xlim(xx.min(), xx.max())
     ax.set_ylim(yy.min(), yy.max())
@@ -64,7 +78,8 @@ def save(fig, path: Path) -> None:
 def decision_boundary(path: Path, net: MLP, splits: Splits, name: str, metrics: dict) -> None:
     fig, ax = plt.subplots(figsize=(5, 4.6))
     image = draw(ax, net, splits, plane(splits), title(name, metrics))
-    fig.colorbar(image, ax=ax, label="P(class 1)", ticks=[0, 0.25, 0.5, 0.75, 1])
+    if net.n_classes == 2:
+        fig.colorbar(image, ax=ax, label="P(class 1)", ticks=[0, 0.25, 0.5, 0.75, 1])
     ax.legend(loc="lower right", fontsize=8)
     save(fig, path)
 
@@ -75,5 +90,6 @@ def decision_boundaries(path: Path, nets: dict[str, MLP], splits: Splits, metric
     fig, axes = plt.subplots(1, len(nets), figsize=(3.4 * len(nets) + 0.8, 3.6), squeeze=False)
     for ax, (name, net) in zip(axes[0], nets.items()):
         image = draw(ax, net, splits, grid, title(name, metrics[name]))
-    fig.colorbar(image, ax=list(axes[0]), label="P(class 1)", ticks=[0, 0.5, 1], fraction=0.02)
+    if net.n_classes == 2:
+        fig.colorbar(image, ax=list(axes[0]), label="P(class 1)", ticks=[0, 0.5, 1], fraction=0.02)
     save(fig, path)

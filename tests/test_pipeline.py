@@ -16,7 +16,8 @@ RECIPES = ["baseline", "l2"]
 def test_cold_repro_writes_every_output(built_project):
     for recipe in RECIPES:
         metrics = json.loads((built_project / f"metrics/moons/{recipe}.json").read_text())
-        assert set(metrics) == {"train", "dev", "test", "weights", "training"}
+        assert set(metrics) == {"train", "dev", "test", "per_class", "weights", "training"}
+        assert sum(c["support"] for c in metrics["per_class"].values()) == 30
         for part in ("train", "dev", "test"):
             assert 0.0 <= metrics[part]["accuracy"] <= 1.0
             assert metrics[part]["loss"] > 0

@@ -310,15 +310,19 @@ class PipelineConfig(Schema):
                 _check_recipe_fits(recipe, self.model, dataset, f"suite.{name}", f"datasets.{dataset_name}")
         return self
 
+    def dataset(self, name: str) -> DatasetConfig:
+        if name not in self.datasets:
+            raise PipelineError(f"unknown dataset {name!r}: params.yaml has {sorted(self.datasets)}")
+        return self.datasets[name]
+
     def run(self, dataset_name: str, recipe: str) -> RunConfig:
-        if dataset_name not in self.datasets:
-            raise PipelineError(f"unknown dataset {dataset_name!r}: params.yaml has {sorted(self.datasets)}")
+        dataset = self.dataset(dataset_name)
         if recipe not in self.suite:
             raise PipelineError(f"unknown recipe {recipe!r}: params.yaml has {sorted(self.suite)}")
         return RunConfig(
             seed=self.seed,
             dataset_name=dataset_name,
-            dataset=self.datasets[dataset_name],
+            dataset=dataset,
             model=self.model,
             trainer=self.trainer,
             recipe=recipe,

@@ -7,7 +7,7 @@ import argparse
 from pipeline.atomic import write_npz
 from pipeline.config import load_params
 from pipeline.datasets import check, materialize, raw_path
-from pipeline.errors import PipelineError, cli
+from pipeline.errors import cli
 
 
 @cli
@@ -15,10 +15,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("dataset", help="a key of datasets in params.yaml")
     name = parser.parse_args(argv).dataset
-    params = load_params()
-    if name not in params.datasets:
-        raise PipelineError(f"unknown dataset {name!r}: params.yaml has {sorted(params.datasets)}")
-    raw = check(materialize(params.datasets[name].source), name)
+    raw = check(materialize(load_params().dataset(name).source), name)
     arrays = {"X": raw.X, "y": raw.y}
     if raw.X_test is not None:
         arrays |= {"X_test": raw.X_test, "y_test": raw.y_test}

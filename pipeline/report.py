@@ -133,8 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("dataset", help="a key of datasets in params.yaml")
     dataset = parser.parse_args(argv).dataset
     params = load_params()
-    if dataset not in params.datasets:
-        raise PipelineError(f"unknown dataset {dataset!r}: params.yaml has {sorted(params.datasets)}")
+    params.dataset(dataset)  # names a known dataset
     metrics = {}
     for recipe in params.suite:
         try:

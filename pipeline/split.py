@@ -48,15 +48,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("dataset", help="a key of datasets in params.yaml")
     name = parser.parse_args(argv).dataset
-    params = load_params()
-    if name not in params.datasets:
-        raise PipelineError(f"unknown dataset {name!r}: params.yaml has {sorted(params.datasets)}")
+    config = load_params().dataset(name).split
     content = load_npz(raw_path(name))
     if not {"X", "y"} <= set(content):
         raise PipelineError(f"{raw_path(name)} lacks arrays X and y: rerun the fetch stage")
     raw = check(Raw(content["X"], content["y"], content.get("X_test"), content.get("y_test")), name)
     try:
-        splits = split(raw, params.datasets[name].split)
+        splits = split(raw, config)
     except ValueError as error:  # e.g. a class too small to stratify
         raise PipelineError(f"cannot split dataset {name}: {error}") from None
     for part in SPLITS:

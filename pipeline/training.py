@@ -160,7 +160,6 @@ class FitResult:
 def fit(run: RunConfig, splits: Splits, logger: Logger | None = None) -> FitResult:
     """Train run's network on splits; same config and data give the same weights, bit for bit."""
     pl.seed_everything(run.seed, verbose=False)
-    torch.use_deterministic_algorithms(True)
     net = MLP(splits.n_features, splits.n_classes, run.model, run.regularization)
     regularizers = build(run.regularization, splits.n_features, run.seed)
     module = Classifier(
@@ -171,6 +170,9 @@ def fit(run: RunConfig, splits: Splits, logger: Logger | None = None) -> FitResu
         dev=as_tensors(splits.X["dev"], splits.y["dev"]),
         seed=run.seed,
     )
+    # deterministic=True switches torch's global deterministic mode on; put it
+    # back afterwards so fit() leaves no global state behind (benchmarks, tests).
+    previous = torch.are_deterministic_algorithms_enabled()
     trainer = pl.Trainer(
         accelerator="cpu",
         devices=1,
@@ -185,7 +187,10 @@ def fit(run: RunConfig, splits: Splits, logger: Logger | None = None) -> FitResu
         log_every_n_steps=1,  # one Lightning batch is eval_every gradient steps
         deterministic=True,
     )
-    trainer.fit(module)
+    try:
+        trainer.fit(module)
+    finally:
+        torch.use_deterministic_algorithms(previous)
     net.eval()
     figures = {key: value for r in regularizers for key, value in r.key_figures(trainer).items()}
     return FitResult(net, trainer.global_step, figures)

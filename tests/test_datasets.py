@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import yaml
 
 from pipeline.config import DatasetConfig, load_params
@@ -27,13 +26,6 @@ def dataset(name: str, **source) -> DatasetConfig:
     data = yaml.safe_load((ROOT / f"conf/dataset/{name}.yaml").read_text())
     data["source"].update(source)
     return DatasetConfig.model_validate(data)
-
-
-@pytest.fixture(autouse=True)
-def _torch_state():
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    yield
-    torch.use_deterministic_algorithms(deterministic)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_CLASSES))

@@ -37,14 +37,12 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*treespec, LeafSpec")
 
 
 @pytest.fixture(autouse=True)
-def _torch_state():
-    """One intra-op thread (these nets are tiny; threads only contend under load),
-    and undo fit()'s global torch.use_deterministic_algorithms(True) afterwards."""
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+def _one_thread():
+    """One intra-op thread: these nets are tiny, threads only contend under load."""
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(deterministic)
 
 
 def small_net(recipe: RecipeConfig = RecipeConfig(), seed: int = 0) -> MLP:

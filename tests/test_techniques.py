@@ -36,13 +36,6 @@ SMALL = ModelConfig(hidden=[4, 3], activation="relu", init="he")
 pytestmark = pytest.mark.filterwarnings("ignore:.*treespec, LeafSpec")
 
 
-@pytest.fixture(autouse=True)
-def _torch_state():
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    yield
-    torch.use_deterministic_algorithms(deterministic)
-
-
 def net_with(recipe: RecipeConfig = RecipeConfig(), seed: int = 0, n_features: int = 3) -> MLP:
     torch.manual_seed(seed)
     net = MLP(n_features, 2, SMALL, recipe)

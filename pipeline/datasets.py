@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline import images, user_files
 from pipeline.config import MatDownloadSource, Source
 from pipeline.download import download
 from pipeline.errors import PipelineError
@@ -22,17 +23,38 @@ SPLITS = ("train", "dev", "test")
 
 @dataclass(frozen=True)
 class Raw:
-    """Features and labels; the test part only when the source ships one."""
+    """Features and labels; the test part only when the source ships one;
+    for images, the (rows, columns) each row of pixels unflattens to."""
 
     X: np.ndarray
     y: np.ndarray
     X_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
+    image_shape: tuple[int, int] | None = None
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The arrays of data/raw/<name>.npz."""
+        optional = {"X_test": self.X_test, "y_test": self.y_test, "image_shape": self.image_shape}
+        return {"X": self.X, "y": self.y} | {k: np.asarray(v) for k, v in optional.items() if v is not None}
+
+    @classmethod
+    def from_arrays(cls, content: dict[str, np.ndarray]) -> "Raw":
+        shape = content.get("image_shape")
+        return cls(content["X"], content["y"], content.get("X_test"), content.get("y_test"),
+                   tuple(int(d) for d in shape) if shape is not None else None)
 
 
 def materialize(source: Source) -> Raw:
     if source.kind in GENERATORS:
         return Raw(*GENERATORS[source.kind](source))
+    if source.kind in ("digits", "mnist5k"):
+        X, y, shape = getattr(images, source.kind)(source)
+        return Raw(X, y, image_shape=shape)
+    if source.kind == "idx_download":
+        X, y, X_test, y_test, shape = images.idx_download(source)
+        return Raw(X, y, X_test, y_test, shape)
+    if source.kind in ("csv", "npz"):
+        return Raw(*getattr(user_files, f"read_{source.kind}")(source))
     if isinstance(source, MatDownloadSource):
         with tempfile.TemporaryDirectory() as tmp:
             path = download(source.urls, source.sha256, Path(tmp) / "data.mat", source.timeout_seconds)
@@ -80,6 +102,8 @@ def check(raw: Raw, name: str) -> Raw:
             raise PipelineError(f"dataset {name}: the {part} features contain NaN or infinite values")
         if not np.array_equal(y, np.round(y)):
             raise PipelineError(f"dataset {name}: the {part} labels are not whole numbers")
+    if raw.image_shape is not None and int(np.prod(raw.image_shape)) != raw.X.shape[1]:
+        raise PipelineError(f"dataset {name}: images of {raw.image_shape} pixels do not fill {raw.X.shape[1]} features")
     if len(np.unique(raw.y)) < 2:
         raise PipelineError(f"dataset {name}: the labels hold a single class, there is nothing to classify")
     return raw
@@ -110,6 +134,7 @@ class Splits:
     X: dict[str, np.ndarray]
     y: dict[str, np.ndarray]
     classes: np.ndarray  # original label values, in index order
+    image_shape: tuple[int, int] | None = None  # rows, columns of each example's pixels
 
     @property
     def n_features(self) -> int:
@@ -125,10 +150,12 @@ def load_splits(name: str) -> Splits:
     for part, content in parts.items():
         if not {"X", "y", "classes"} <= set(content):
             raise PipelineError(f"{split_path(name, part)} lacks arrays X, y and classes: rerun the split stage")
+    shape = parts["train"].get("image_shape")
     return Splits(
         X={part: c["X"] for part, c in parts.items()},
         y={part: c["y"] for part, c in parts.items()},
         classes=parts["train"]["classes"],
+        image_shape=tuple(int(d) for d in shape) if shape is not None else None,
     )
 
 

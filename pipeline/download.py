@@ -1,4 +1,4 @@
-"""HTTP download from a list of mirrors, verified against a sha256 checksum."""
+"""HTTP download from a list of mirrors, verified against a checksum (sha256, or md5 where a data set publishes only that)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pipeline.errors import PipelineError
 CHUNK = 1 << 16
 
 
-def download(urls: list[str], sha256: str, target: Path, timeout: float = 30.0) -> Path:
+def download(urls: list[str], checksum: str, target: Path, timeout: float = 30.0, algorithm: str = "sha256") -> Path:
     """Fetch the first mirror that answers into target, atomically.
 
     A mirror that is down is skipped; a file whose checksum differs is
@@ -24,10 +24,10 @@ def download(urls: list[str], sha256: str, target: Path, timeout: float = 30.0) 
     for url in urls:
         try:
             with atomic_path(target) as tmp:
-                digest = _fetch(url, tmp, timeout)
-                if digest != sha256:
+                digest = _fetch(url, tmp, timeout, algorithm)
+                if digest != checksum:
                     raise PipelineError(
-                        f"checksum mismatch for {url}: expected sha256 {sha256}, got {digest}; "
+                        f"checksum mismatch for {url}: expected {algorithm} {checksum}, got {digest}; "
                         "the download was discarded"
                     )
             return target
@@ -36,8 +36,8 @@ def download(urls: list[str], sha256: str, target: Path, timeout: float = 30.0) 
     raise PipelineError("download failed, no mirror answered: " + "; ".join(failures))
 
 
-def _fetch(url: str, path: Path, timeout: float) -> str:
-    digest = hashlib.sha256()
+def _fetch(url: str, path: Path, timeout: float, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
     received = 0
     with urllib.request.urlopen(url, timeout=timeout) as response, open(path, "wb") as out:
         announced = response.headers.get("Content-Length")

@@ -16,12 +16,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("dataset", help="a key of datasets in params.yaml")
     name = parser.parse_args(argv).dataset
     raw = check(materialize(load_params().dataset(name).source), name)
-    arrays = {"X": raw.X, "y": raw.y}
-    if raw.X_test is not None:
-        arrays |= {"X_test": raw.X_test, "y_test": raw.y_test}
-    write_npz(raw_path(name), **arrays)
+    write_npz(raw_path(name), **raw.arrays())
     shipped_test = f" + {len(raw.X_test)} shipped test points" if raw.X_test is not None else ""
-    print(f"fetch {name}: {len(raw.X)} points{shipped_test}")
+    images = f" of {raw.image_shape[0]}x{raw.image_shape[1]} pixels" if raw.image_shape else ""
+    print(f"fetch {name}: {len(raw.X)} examples{images}{shipped_test}")
 
 
 if __name__ == "__main__":

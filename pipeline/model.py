@@ -14,8 +14,8 @@ from pipeline.config import ModelConfig, RecipeConfig
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "leaky_relu": nn.LeakyReLU}
 
 
-def as_tensors(X, y) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long)
+def as_tensors(X, y, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.as_tensor(X, dtype=dtype), torch.as_tensor(y, dtype=torch.long)
 
 
 class InvertedDropout(nn.Dropout):
@@ -30,7 +30,7 @@ class InvertedDropout(nn.Dropout):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training and self.fixed_mask is not None:
-            return x * self.fixed_mask / self.keep_prob
+            return x * self.fixed_mask / self.keep_prob  # (x * mask) / keep, the notebook's order
         return super().forward(x)
 
 
@@ -42,7 +42,8 @@ class MLP(nn.Sequential):
     classes one logit per class (softmax).
     """
 
-    def __init__(self, n_features: int, n_classes: int, model: ModelConfig, recipe: RecipeConfig):
+    def __init__(self, n_features: int, n_classes: int, model: ModelConfig, recipe: RecipeConfig,
+                 dtype: torch.dtype = torch.float32):
         dropout, batch_norm = recipe.dropout, recipe.batch_norm
         keep_prob = dropout.keep_prob if dropout else [1.0] * len(model.hidden)
         layers: list[nn.Module] = []
@@ -50,18 +51,22 @@ class MLP(nn.Sequential):
             layers.append(InvertedDropout(dropout.input_keep_prob, n_features))
         sizes = [n_features, *model.hidden]
         for fan_in, fan_out, keep in zip(sizes, sizes[1:], keep_prob):
-            normalize = [nn.BatchNorm1d(fan_out, momentum=batch_norm.momentum)] if batch_norm else []
+            normalize = [nn.BatchNorm1d(fan_out, momentum=batch_norm.momentum, dtype=dtype)] if batch_norm else []
             activate = [ACTIVATIONS[model.activation]()]
             after = batch_norm is not None and batch_norm.position == "after_activation"
-            layers += [nn.Linear(fan_in, fan_out), *(activate + normalize if after else normalize + activate)]
+            layers += [nn.Linear(fan_in, fan_out, dtype=dtype), *(activate + normalize if after else normalize + activate)]
             if keep < 1:
                 layers.append(InvertedDropout(keep, fan_out))
-        layers.append(nn.Linear(sizes[-1], 1 if n_classes == 2 else n_classes))
+        layers.append(nn.Linear(sizes[-1], 1 if n_classes == 2 else n_classes, dtype=dtype))
         super().__init__(*layers)
         self.n_classes = n_classes
         self.fixed_mask_seed = dropout.fixed_seed if dropout and dropout.mask == "fixed" else None
         self._masks_for: int | None = None
-        initialize(self, model.init)
+        initialize(self, model.init, model.numpy_init_seed)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self[-1].weight.dtype
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training and self.fixed_mask_seed is not None:
@@ -77,7 +82,7 @@ class MLP(nn.Sequential):
         rng = np.random.RandomState(self.fixed_mask_seed)
         for layer in self.dropout_layers():
             mask = rng.rand(layer.units, m) < layer.keep_prob  # units x examples, as the notebook
-            layer.fixed_mask = torch.as_tensor(mask.T, dtype=torch.float32)
+            layer.fixed_mask = torch.as_tensor(mask.T)  # bool: x * mask is x or 0, exactly
         self._masks_for = m
 
     def dropout_layers(self) -> list[InvertedDropout]:
@@ -118,17 +123,19 @@ class Probabilities(nn.Module):
         return self.net.predict_proba(x)
 
 
-def initialize(net: MLP, scheme: str) -> None:
-    """Weights drawn from N(0, std^2) with std set by the scheme; biases zero."""
+def initialize(net: MLP, scheme: str, numpy_seed: int | None = None) -> None:
+    """Weights drawn from N(0, 1/divisor^2) with the divisor set by the scheme;
+    biases zero. With numpy_seed, the draws are the course notebooks' exactly:
+    np.random.seed(numpy_seed), then randn(fan_out, fan_in) / divisor per layer."""
+    rng = np.random.RandomState(numpy_seed) if numpy_seed is not None else None
     for layer in net.linear_layers():
         fan_out, fan_in = layer.weight.shape
-        std = {
-            "he": math.sqrt(2 / fan_in),
-            "xavier": math.sqrt(2 / (fan_in + fan_out)),
-            "randn_sqrt_fan_in": math.sqrt(1 / fan_in),
-        }[scheme]
+        variance_denominator = {"he": fan_in / 2, "xavier": (fan_in + fan_out) / 2, "randn_sqrt_fan_in": fan_in}[scheme]
         with torch.no_grad():
-            layer.weight.normal_(0.0, std)
+            if rng is None:
+                layer.weight.normal_(0.0, math.sqrt(1 / variance_denominator))
+            else:
+                layer.weight.copy_(torch.from_numpy(rng.randn(fan_out, fan_in) / np.sqrt(variance_denominator)))
             layer.bias.zero_()
 
 
@@ -142,6 +149,7 @@ def save_network(net: MLP, n_features: int, model: ModelConfig, recipe: RecipeCo
         "n_classes": net.n_classes,
         "model": model.model_dump(mode="json"),
         "regularization": recipe.model_dump(mode="json"),
+        "dtype": str(net.dtype).removeprefix("torch."),
     }
     with atomic_path(target) as tmp:
         torch.save(checkpoint, tmp)
@@ -157,6 +165,7 @@ def load_network(path) -> MLP:
             checkpoint["n_classes"],
             ModelConfig.model_validate(checkpoint["model"]),
             RecipeConfig.model_validate(checkpoint["regularization"]),
+            getattr(torch, checkpoint["dtype"]),
         )
         net.load_state_dict(checkpoint["state_dict"])
     except FileNotFoundError:

@@ -29,7 +29,7 @@ def plane(splits: Splits, margin: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
 @torch.no_grad()
 def probabilities(net: MLP, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
     """Class probabilities over the grid, shape (rows, columns, classes)."""
-    points = torch.as_tensor(np.c_[xx.ravel(), yy.ravel()], dtype=torch.float32)
+    points = torch.as_tensor(np.c_[xx.ravel(), yy.ravel()], dtype=net.dtype)
     return net.eval().predict_proba(points).numpy().reshape(*xx.shape, -1)
 
 
@@ -92,4 +92,89 @@ def decision_boundaries(path: Path, nets: dict[str, MLP], splits: Splits, metric
         image = draw(ax, net, splits, grid, title(name, metrics[name]))
     if net.n_classes == 2:
         fig.colorbar(image, ax=list(axes[0]), label="P(class 1)", ticks=[0, 0.5, 1], fraction=0.02)
+    save(fig, path)
+
+
+# --- figures for every data set -------------------------------------------------
+
+
+def confusion_matrix(path: Path, y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarray, name: str) -> None:
+    """Test-set counts, true class down, predicted class across."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    k = len(classes)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.45 * max(k, 4), 1.0 + 0.45 * max(k, 4)))
+    ConfusionMatrixDisplay.from_predictions(
+        y_true, y_pred, labels=np.arange(k), display_labels=[f"{c:g}" for c in classes], ax=ax, colorbar=False,
+        cmap="Blues",
+    )
+    ax.set_title(f"{name}: test confusion matrix", fontsize=9)
+    save(fig, path)
+
+
+def weight_histogram(path: Path, net: MLP, name: str) -> None:
+    """Every weight matrix's values, log-scaled counts: L1's spike at zero,
+    L2's and max-norm's narrower spread show here."""
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    layers = net.linear_layers()
+    values = [layer.weight.detach().double().numpy().ravel() for layer in layers]
+    edges = np.histogram_bin_edges(np.concatenate(values), bins=60)
+    ax.hist(values, bins=edges, stacked=True, label=[f"W{i + 1}" for i in range(len(layers))])
+    ax.set_yscale("log")
+    ax.set_xlabel("weight value")
+    ax.set_ylabel("count")
+    ax.set_title(f"{name}: weights", fontsize=9)
+    ax.legend(fontsize=7)
+    save(fig, path)
+
+
+# --- figures for image data sets -------------------------------------------------
+
+
+def misclassified(path: Path, images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarray,
+                  shape: tuple[int, int], name: str, limit: int = 32) -> None:
+    """The first `limit` misclassified test images, titled true -> predicted."""
+    wrong = np.flatnonzero(y_true != y_pred)[:limit]
+    columns = 8
+    rows = max(1, -(-len(wrong) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.25 + 0.4), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, i in zip(axes.ravel(), wrong):
+        ax.imshow(images[i].reshape(shape), cmap="gray_r", vmin=0, vmax=1)
+        ax.set_title(f"{classes[y_true[i]]:g} → {classes[y_pred[i]]:g}", fontsize=8)
+    shown = f"first {len(wrong)} of" if len(wrong) < (y_true != y_pred).sum() else "all"
+    fig.suptitle(f"{name}: {shown} {(y_true != y_pred).sum()} misclassified test images (true → predicted)",
+                 fontsize=9)
+    save(fig, path)
+
+
+def first_layer_grid(axes_row, weights: np.ndarray, shape: tuple[int, int]) -> None:
+    """Each first-layer unit's incoming weights as an image, on a symmetric scale
+    shared by the row, so units of one network compare directly."""
+    scale = np.abs(weights).max() or 1.0
+    for ax in axes_row:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax, unit in zip(axes_row, weights):
+        ax.imshow(unit.reshape(shape), cmap="RdBu_r", vmin=-scale, vmax=scale)
+
+
+def first_layer_weights(path: Path, net: MLP, shape: tuple[int, int], name: str, limit: int = 32) -> None:
+    weights = net.linear_layers()[0].weight.detach().double().numpy()[:limit]
+    columns = 8
+    rows = -(-len(weights) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.0, rows * 1.0 + 0.4), squeeze=False)
+    first_layer_grid(axes.ravel(), weights, shape)
+    fig.suptitle(f"{name}: first-layer weights of {len(weights)} units (red +, blue −)", fontsize=9)
+    save(fig, path)
+
+
+def first_layer_comparison(path: Path, nets: dict[str, MLP], shape: tuple[int, int], units: int = 10) -> None:
+    """One row per recipe: the first units' incoming weights, for the report."""
+    fig, axes = plt.subplots(len(nets), units, figsize=(units * 0.9 + 1.5, len(nets) * 0.95), squeeze=False)
+    for row, (recipe, net) in zip(axes, nets.items()):
+        first_layer_grid(row, net.linear_layers()[0].weight.detach().double().numpy()[:units], shape)
+        row[0].set_ylabel(recipe, rotation=0, ha="right", va="center", fontsize=8)
+    fig.suptitle("first-layer weights per recipe (each row on its own symmetric scale)", fontsize=9)
     save(fig, path)

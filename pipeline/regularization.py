@@ -140,18 +140,17 @@ class MaxNorm(Regularizer):
 
 
 class Augmentation(Regularizer):
-    """Gaussian jitter of every input feature; for square images (n_features a
-    perfect square) also random shifts and rotations."""
+    """Gaussian jitter of every input feature; for images (the data set says
+    their shape) also random shifts and rotations."""
 
-    def __init__(self, config: AugmentationConfig, n_features: int, seed: int):
+    def __init__(self, config: AugmentationConfig, image_shape: tuple[int, int] | None, seed: int):
         self.config = config
         self.generator = torch.Generator().manual_seed(seed)
-        side = math.isqrt(n_features)
-        self.image_side = side if side * side == n_features and side > 2 else None
-        if (config.max_shift or config.max_rotation) and self.image_side is None:
+        self.image_shape = image_shape
+        if (config.max_shift or config.max_rotation) and image_shape is None:
             raise PipelineError(
-                f"augmentation.max_shift and max_rotation need square images, but the data have {n_features} "
-                "features; use augmentation.jitter_std for points"
+                "augmentation.max_shift and max_rotation need an image data set (digits, mnist5k, mnist); "
+                "use augmentation.jitter_std for points"
             )
 
     def augment(self, x):
@@ -162,14 +161,14 @@ class Augmentation(Regularizer):
         return x
 
     def _shift_and_rotate(self, x: torch.Tensor) -> torch.Tensor:
-        n, side = len(x), self.image_side
+        n, (rows, columns) = len(x), self.image_shape
         angle = (torch.rand(n, generator=self.generator) * 2 - 1) * math.radians(self.config.max_rotation)
         shift = torch.randint(-self.config.max_shift, self.config.max_shift + 1, (n, 2), generator=self.generator)
         cos, sin = torch.cos(angle), torch.sin(angle)
-        # affine_grid works in [-1, 1] coordinates: one pixel is 2/side
-        theta = torch.stack([torch.stack([cos, -sin, -2 * shift[:, 0] / side], 1),
-                             torch.stack([sin, cos, -2 * shift[:, 1] / side], 1)], 1).to(x.dtype)
-        images = x.reshape(n, 1, side, side)
+        # affine_grid works in [-1, 1] coordinates: one pixel is 2/columns across, 2/rows down
+        theta = torch.stack([torch.stack([cos, -sin, -2 * shift[:, 0] / columns], 1),
+                             torch.stack([sin, cos, -2 * shift[:, 1] / rows], 1)], 1).to(x.dtype)
+        images = x.reshape(n, 1, rows, columns)
         grid = torch.nn.functional.affine_grid(theta, list(images.shape), align_corners=False)
         moved = torch.nn.functional.grid_sample(images, grid, align_corners=False, padding_mode="zeros")
         return moved.reshape(n, -1)
@@ -224,7 +223,7 @@ class EarlyStopping(Regularizer):
         return {"best_step": self.restorer.best_step, "stopped_step": trainer.global_step}
 
 
-def build(recipe: RecipeConfig, n_features: int, seed: int) -> list[Regularizer]:
+def build(recipe: RecipeConfig, seed: int, image_shape: tuple[int, int] | None = None) -> list[Regularizer]:
     """The regularizers a recipe asks for (dropout and batch norm live in the network itself)."""
     makers = {
         "l1": L1,
@@ -232,6 +231,6 @@ def build(recipe: RecipeConfig, n_features: int, seed: int) -> list[Regularizer]
         "elastic_net": ElasticNet,
         "max_norm": MaxNorm,
         "early_stopping": EarlyStopping,
-        "augmentation": lambda config: Augmentation(config, n_features, seed),
+        "augmentation": lambda config: Augmentation(config, image_shape, seed),
     }
     return [make(getattr(recipe, name)) for name, make in makers.items() if getattr(recipe, name) is not None]

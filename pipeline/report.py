@@ -1,10 +1,11 @@
 """Stage report: compare every recipe of one dataset.
 
 Writes reports/<dataset>/summary.md (a table with the diagnosis of each
-recipe), summary.json (the same figures, as DVC metrics) and
-decision_boundaries.png (all recipes side by side on the same axes and colour
-scale), and logs them to a run named "report" in the dataset's MLflow
-experiment.
+recipe; mean ± std over the seeds when there are several), summary.json (the
+same figures, as DVC metrics) and figures/ (all recipes side by side:
+decision boundaries on the same axes and colour scale for 2-D data,
+first-layer weights for images), and logs them to a run named "report" in
+the dataset's MLflow experiment.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ import argparse
 import json
 from pathlib import Path
 
-from pipeline.atomic import write_json, write_text
+import numpy as np
+
+from pipeline.atomic import atomic_dir, write_json, write_text
 from pipeline.config import PARAMS_FILE, RecipeConfig, ReportConfig, load_params
 from pipeline.errors import PipelineError, cli
-from pipeline.evaluate import metrics_path, model_path
-
-REPORTS_DIR = Path("reports")
+from pipeline.paths import metrics_path, model_path, report_dir
 
 
 def diagnose(metrics: dict, thresholds: ReportConfig) -> str:
@@ -59,7 +60,11 @@ def key_figure(recipe: RecipeConfig, metrics: dict) -> str:
             case "early_stopping":
                 return f"stopped at step {training['stopped_step']} (best {training['best_step']})"
             case "augmentation":
-                return f"jitter std {recipe.augmentation.jitter_std:g}"
+                a = recipe.augmentation
+                moves = [f"jitter std {a.jitter_std:g}"] if a.jitter_std else []
+                moves += [f"shift ≤ {a.max_shift} px"] if a.max_shift else []
+                moves += [f"rotation ≤ {a.max_rotation:g}°"] if a.max_rotation else []
+                return ", ".join(moves) or "no augmentation configured"
         raise ValueError(f"no key figure for {technique}")
 
     techniques = recipe.techniques()
@@ -68,13 +73,26 @@ def key_figure(recipe: RecipeConfig, metrics: dict) -> str:
     return "; ".join(dict.fromkeys(figure(t) for t in techniques))
 
 
-def summarize(metrics: dict[str, dict], suite: dict[str, RecipeConfig], thresholds: ReportConfig) -> dict:
+def mean_metrics(runs: list[dict]) -> dict:
+    """One metrics document from a recipe's seeds: the mean of every number
+    (accuracies, losses, weight figures); the first seed's training record."""
+    averaged = {part: {name: float(np.mean([r[part][name] for r in runs])) for name in runs[0][part]}
+                for part in ("train", "dev", "test", "weights") if part in runs[0]}
+    return averaged | {"training": runs[0]["training"]}
+
+
+def summarize(metrics: dict[str, list[dict]], suite: dict[str, RecipeConfig], thresholds: ReportConfig) -> dict:
+    """Per recipe: the mean over its seeds of each figure, the sample standard
+    deviation of the accuracies (0 for one seed), and the diagnosis of the means."""
     summary = {}
-    for recipe, m in metrics.items():
-        summary[recipe] = {
-            "train_accuracy": m["train"]["accuracy"],
-            "dev_accuracy": m["dev"]["accuracy"] if "dev" in m else None,
-            "test_accuracy": m["test"]["accuracy"],
+    for recipe, runs in metrics.items():
+        m = mean_metrics(runs)
+        row = {"seeds": len(runs)}
+        for part in ("train", "dev", "test"):
+            values = [r[part]["accuracy"] for r in runs] if part in m else None
+            row[f"{part}_accuracy"] = float(np.mean(values)) if values else None
+            row[f"{part}_accuracy_std"] = float(np.std(values, ddof=1)) if values and len(values) > 1 else 0.0
+        summary[recipe] = row | {
             "generalization_gap": m["train"]["accuracy"] - m["test"]["accuracy"],
             "diagnosis": diagnose(m, thresholds),
             "key_figure": key_figure(suite[recipe], m),
@@ -84,19 +102,25 @@ def summarize(metrics: dict[str, dict], suite: dict[str, RecipeConfig], threshol
     return summary
 
 
-def markdown(dataset: str, summary: dict[str, dict], thresholds: ReportConfig) -> str:
-    def pct(value):
-        return "n/a" if value is None else f"{value:.1%}"
+def markdown(dataset: str, summary: dict[str, dict], thresholds: ReportConfig, figure: str | None) -> str:
+    seeds = max(row["seeds"] for row in summary.values())
 
+    def pct(row, part):
+        value, std = row[f"{part}_accuracy"], row[f"{part}_accuracy_std"]
+        if value is None:
+            return "n/a"
+        return f"{value:.1%} ± {std * 100:.1f}" if seeds > 1 else f"{value:.1%}"
+
+    over = f" (mean ± std over {seeds} seeds)" if seeds > 1 else ""
     lines = [
-        f"# {dataset}: regularization recipes compared",
+        f"# {dataset}: regularization recipes compared{over}",
         "",
         "| recipe | train acc | dev acc | test acc | gap (train - test) | diagnosis | key figure |",
         "|---|---:|---:|---:|---:|---|---|",
     ]
     for recipe, row in summary.items():
         lines.append(
-            f"| {recipe} | {pct(row['train_accuracy'])} | {pct(row['dev_accuracy'])} | {pct(row['test_accuracy'])} "
+            f"| {recipe} | {pct(row, 'train')} | {pct(row, 'dev')} | {pct(row, 'test')} "
             f"| {row['generalization_gap'] * 100:+.1f} pts | {row['diagnosis']} | {row['key_figure']} |"
         )
     lines += [
@@ -106,9 +130,9 @@ def markdown(dataset: str, summary: dict[str, dict], thresholds: ReportConfig) -
         "there is no dev set). Thresholds: `report` in params.yaml. Sparsity: share of weights with "
         "|w| below `analysis.sparsity_threshold`; column norm: norm of a neuron's incoming weights.",
         "",
-        "![decision boundaries](decision_boundaries.png)",
-        "",
     ]
+    if figure:
+        lines += [f"![{Path(figure).stem.replace('_', ' ')}]({figure})", ""]
     return "\n".join(lines)
 
 
@@ -127,6 +151,27 @@ def log_report(dataset: str, paths: list[Path]) -> None:
     client.set_terminated(run.info.run_id, "FINISHED")
 
 
+def comparison_figure(directory: Path, dataset: str, suite: list[str], seed: int) -> Path | None:
+    """All recipes side by side (the first seed's networks): decision boundaries
+    for points in the plane, first-layer weights for images."""
+    from pipeline import plots
+    from pipeline.datasets import load_splits
+    from pipeline.model import load_network
+
+    splits = load_splits(dataset)
+    if splits.n_features != 2 and splits.image_shape is None:
+        return None
+    nets = {recipe: load_network(model_path(dataset, recipe, seed)) for recipe in suite}
+    if splits.n_features == 2:
+        path = directory / "decision_boundaries.png"
+        metrics = {recipe: json.loads(metrics_path(dataset, recipe, seed).read_text()) for recipe in suite}
+        plots.decision_boundaries(path, nets, splits, metrics)
+    else:
+        path = directory / "first_layer_weights.png"
+        plots.first_layer_comparison(path, nets, splits.image_shape)
+    return path
+
+
 @cli
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -134,28 +179,24 @@ def main(argv: list[str] | None = None) -> None:
     dataset = parser.parse_args(argv).dataset
     params = load_params()
     params.dataset(dataset)  # names a known dataset
-    metrics = {}
-    for recipe in params.suite:
-        try:
-            metrics[recipe] = json.loads(metrics_path(dataset, recipe).read_text())
-        except (OSError, ValueError):
-            raise PipelineError(f"{metrics_path(dataset, recipe)} is missing or corrupt: run dvc repro") from None
+    # the baseline (no technique) first, for comparison; the others in suite order
+    recipes = sorted(params.suite, key=lambda recipe: bool(params.suite[recipe].techniques()))
+    metrics: dict[str, list[dict]] = {}
+    for recipe in recipes:
+        for seed in params.seeds:
+            path = metrics_path(dataset, recipe, seed)
+            try:
+                metrics.setdefault(recipe, []).append(json.loads(path.read_text()))
+            except (OSError, ValueError):
+                raise PipelineError(f"{path} is missing or corrupt: run dvc repro") from None
     summary = summarize(metrics, params.suite, params.report)
-    out = REPORTS_DIR / dataset
-    write_json(out / "summary.json", summary)
-    write_text(out / "summary.md", markdown(dataset, summary, params.report))
-    paths = [out / "summary.md", out / "summary.json"]
-
-    from pipeline.datasets import load_splits
-    from pipeline.model import load_network
-
-    splits = load_splits(dataset)
-    if splits.n_features == 2:
-        from pipeline.plots import decision_boundaries
-
-        nets = {recipe: load_network(model_path(dataset, recipe)) for recipe in params.suite}
-        decision_boundaries(out / "decision_boundaries.png", nets, splits, metrics)
-        paths.append(out / "decision_boundaries.png")
+    out = report_dir(dataset)
+    with atomic_dir(out / "figures") as figures:
+        figure = comparison_figure(figures, dataset, recipes, params.seeds[0])
+        shown = f"figures/{figure.name}" if figure else None
+        write_json(out / "summary.json", summary)
+        write_text(out / "summary.md", markdown(dataset, summary, params.report, shown))
+    paths = [out / "summary.md", out / "summary.json", *([out / shown] if shown else [])]
     log_report(dataset, paths)
     print(f"report {dataset}: {out / 'summary.md'}")
 

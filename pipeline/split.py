@@ -4,6 +4,7 @@ data/split/<name>/{train,dev,test}.npz, labels encoded as class indices."""
 from __future__ import annotations
 
 import argparse
+import math
 
 import numpy as np
 
@@ -24,23 +25,31 @@ def split(raw: Raw, config: SplitConfig) -> Splits:
     classes, y = np.unique(raw.y, return_inverse=True)
     X = raw.X
     if raw.X_test is None:
-        X, X_test, y, y_test = train_test_split(X, y, test_size=config.test, stratify=y, random_state=config.seed)
-        dev_share = config.dev / (1 - config.test)
+        X, X_test, y, y_test = train_test_split(X, y, test_size=count(config.test, len(X)), stratify=y,
+                                                random_state=config.seed)
+        n_dev = count(config.dev, len(raw.X))
     else:
         unseen = np.setdiff1d(raw.y_test, classes)
         if unseen.size:
             raise PipelineError(f"the test labels {unseen.tolist()} never occur in the training data")
         X_test, y_test = raw.X_test, np.searchsorted(classes, raw.y_test)
-        dev_share = config.dev
-    if dev_share > 0:
-        X, X_dev, y, y_dev = train_test_split(X, y, test_size=dev_share, stratify=y, random_state=config.seed)
+        n_dev = count(config.dev, len(X))
+    if n_dev > 0:
+        X, X_dev, y, y_dev = train_test_split(X, y, test_size=n_dev, stratify=y, random_state=config.seed)
     else:
         X_dev, y_dev = X[:0], y[:0]
     return Splits(
         X={"train": X, "dev": X_dev, "test": X_test},
         y={"train": y, "dev": y_dev, "test": y_test},
         classes=classes,
+        image_shape=raw.image_shape,
     )
+
+
+def count(share: float, n: int) -> int:
+    """share of n examples, rounded up as scikit-learn does, after dropping
+    float noise (0.1 of 5 000 is 500, not 501)."""
+    return math.ceil(round(share * n, 9))
 
 
 @cli
@@ -52,13 +61,14 @@ def main(argv: list[str] | None = None) -> None:
     content = load_npz(raw_path(name))
     if not {"X", "y"} <= set(content):
         raise PipelineError(f"{raw_path(name)} lacks arrays X and y: rerun the fetch stage")
-    raw = check(Raw(content["X"], content["y"], content.get("X_test"), content.get("y_test")), name)
+    raw = check(Raw.from_arrays(content), name)
     try:
         splits = split(raw, config)
     except ValueError as error:  # e.g. a class too small to stratify
         raise PipelineError(f"cannot split dataset {name}: {error}") from None
     for part in SPLITS:
-        write_npz(split_path(name, part), X=splits.X[part], y=splits.y[part], classes=splits.classes)
+        shape = {"image_shape": np.asarray(splits.image_shape)} if splits.image_shape else {}
+        write_npz(split_path(name, part), X=splits.X[part], y=splits.y[part], classes=splits.classes, **shape)
     print(f"split {name}: " + ", ".join(f"{part} {len(splits.y[part])}" for part in SPLITS))
 
 

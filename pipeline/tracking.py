@@ -108,8 +108,9 @@ def pipeline_run_id(params_file: Path) -> str:
     return os.environ.get("DVC_EXP_NAME") or digest.hexdigest()[:12]
 
 
-def run_tags(dataset: str, recipe: str, data_sha256: str, source: str, group: str | None = None) -> dict[str, str]:
-    tags = {"dataset": dataset, "recipe": recipe, "data_sha256": data_sha256, "source": source}
+def run_tags(dataset: str, recipe: str, seed: int, data_sha256: str, source: str, group: str | None = None
+             ) -> dict[str, str]:
+    tags = {"dataset": dataset, "recipe": recipe, "seed": str(seed), "data_sha256": data_sha256, "source": source}
     if commit := git_commit():
         tags["mlflow.source.git.commit"] = commit
     if group:

@@ -2,7 +2,7 @@
 
 In the pipeline (a DVC stage, reading params.yaml):
 
-    python -m pipeline.train --dataset moons --recipe l2
+    python -m pipeline.train --dataset moons --recipe l2 --seed 0
 
 Ad hoc, outside DVC, with Hydra overrides of conf/train.yaml; the run is
 trained, evaluated and logged to MLflow, and nothing is written to the
@@ -25,10 +25,11 @@ from pipeline.atomic import write_json
 from pipeline.config import PARAMS_FILE, AnalysisConfig, RunConfig, load_params, validate
 from pipeline.datasets import SPLITS, Splits, check, checksum, load_splits, materialize
 from pipeline.errors import cli
-from pipeline.evaluate import boundary_path, evaluate_and_log, model_path, training_record_path
+from pipeline.evaluate import evaluate_and_log
 from pipeline.model import MLP, Probabilities, save_network
-from pipeline.training import FitResult, fit
 from pipeline.params import compose
+from pipeline.paths import model_path, training_record_path
+from pipeline.training import FitResult, fit
 from pipeline.tracking import connect, experiment_id, flatten, pipeline_run_id, run_tags, tracking_uri
 
 
@@ -65,7 +66,7 @@ def log_model(run_id: str, net: MLP, splits: Splits) -> None:
     import torch
     from mlflow.models import infer_signature
 
-    example = torch.as_tensor(splits.X["train"][:5], dtype=torch.float32)
+    example = torch.as_tensor(splits.X["train"][:5], dtype=net.dtype)
     with torch.no_grad():
         signature = infer_signature(example.numpy(), net.predict_proba(example).numpy())
     mlflow.set_tracking_uri(tracking_uri())
@@ -82,14 +83,15 @@ def log_model(run_id: str, net: MLP, splits: Splits) -> None:
         )
 
 
-def pipeline_main(dataset: str, recipe: str) -> None:
-    run = load_params().run(dataset, recipe)
+def pipeline_main(dataset: str, recipe: str, seed: int) -> None:
+    run = load_params().run(dataset, recipe, seed)
     splits = load_splits(dataset)
-    tags = run_tags(dataset, recipe, checksum(splits), source="dvc", group=pipeline_run_id(PARAMS_FILE))
+    tags = run_tags(dataset, recipe, seed, checksum(splits), source="dvc", group=pipeline_run_id(PARAMS_FILE))
     result, run_id = train_and_log(run, splits, tags)
-    save_network(result.net, splits.n_features, run.model, run.regularization, model_path(dataset, recipe))
-    write_json(training_record_path(dataset, recipe), {"run_id": run_id, "steps": result.steps, **result.key_figures})
-    print(f"train {dataset}/{recipe}: MLflow run {run_id}")
+    save_network(result.net, splits.n_features, run.model, run.regularization, model_path(dataset, recipe, seed))
+    record = {"run_id": run_id, "steps": result.steps, **result.key_figures}
+    write_json(training_record_path(dataset, recipe, seed), record)
+    print(f"train {dataset}/{recipe} seed {seed}: MLflow run {run_id}")
 
 
 def adhoc_main(overrides: list[str]) -> None:
@@ -108,11 +110,11 @@ def adhoc_main(overrides: list[str]) -> None:
         origin,
     )
     splits = split(check(materialize(run.dataset.source), run.dataset_name), run.dataset.split)
-    result, run_id = train_and_log(run, splits, run_tags(run.dataset_name, run.recipe, checksum(splits), "adhoc"))
+    tags = run_tags(run.dataset_name, run.recipe, run.seed, checksum(splits), "adhoc")
+    result, run_id = train_and_log(run, splits, tags)
     training = {"steps": result.steps, **result.key_figures}
     with tempfile.TemporaryDirectory() as tmp:
-        plot = Path(tmp) / boundary_path("", "").name
-        metrics = evaluate_and_log(connect(), run_id, result.net, splits, run.recipe, plot, analysis, training)
+        metrics = evaluate_and_log(connect(), run_id, result.net, splits, run.recipe, Path(tmp), analysis, training)
     print(f"ad-hoc {run.dataset_name}/{run.recipe}: MLflow run {run_id} in {tracking_uri()}")
     for part in SPLITS:
         if part in metrics:
@@ -129,8 +131,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", required=True, help="a key of datasets in params.yaml")
     parser.add_argument("--recipe", required=True, help="a key of suite in params.yaml")
+    parser.add_argument("--seed", required=True, type=int, help="one of seeds in params.yaml")
     args = parser.parse_args(argv)
-    pipeline_main(args.dataset, args.recipe)
+    pipeline_main(args.dataset, args.recipe, args.seed)
 
 
 if __name__ == "__main__":

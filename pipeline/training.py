@@ -57,6 +57,7 @@ class Classifier(pl.LightningModule):
         self.automatic_optimization = False  # we step several times per Lightning batch
         self._shuffle = torch.Generator().manual_seed(seed)
         self._order, self._cursor = None, 0
+        self.initial_cost: float | None = None
 
     # --- data: the whole training set is one Lightning batch ---------------
     def train_dataloader(self):
@@ -102,11 +103,17 @@ class Classifier(pl.LightningModule):
         x, y = batch
         optimizer = self.optimizers()
         steps = min(self.config.eval_every, self.trainer.max_steps - self.global_step)
-        for _ in range(steps):
+        for step in range(steps):
             xb, yb = self._minibatch(x, y)
             for regularizer in self.regularizers:
                 xb = regularizer.augment(xb)
             loss = self.objective(xb, yb)
+            if step == 0:
+                # The cost the optimizer sees (penalties, dropout and all), before
+                # this step's update: the course notebooks' "cost after iteration i".
+                cost = loss.item()
+                self.initial_cost = cost if self.initial_cost is None else self.initial_cost
+                self._log({"train_cost": cost})
             optimizer.zero_grad(set_to_none=True)
             self.manual_backward(loss)
             optimizer.step()
@@ -160,14 +167,15 @@ class FitResult:
 def fit(run: RunConfig, splits: Splits, logger: Logger | None = None) -> FitResult:
     """Train run's network on splits; same config and data give the same weights, bit for bit."""
     pl.seed_everything(run.seed, verbose=False)
-    net = MLP(splits.n_features, splits.n_classes, run.model, run.regularization)
-    regularizers = build(run.regularization, splits.n_features, run.seed)
+    dtype = torch.float64 if run.trainer.precision == "64-true" else torch.float32
+    net = MLP(splits.n_features, splits.n_classes, run.model, run.regularization, dtype)
+    regularizers = build(run.regularization, run.seed, splits.image_shape)
     module = Classifier(
         net,
         regularizers,
         run.trainer,
-        train=as_tensors(splits.X["train"], splits.y["train"]),
-        dev=as_tensors(splits.X["dev"], splits.y["dev"]),
+        train=as_tensors(splits.X["train"], splits.y["train"], dtype),
+        dev=as_tensors(splits.X["dev"], splits.y["dev"], dtype),
         seed=run.seed,
     )
     # deterministic=True switches torch's global deterministic mode on; put it
@@ -186,11 +194,13 @@ def fit(run: RunConfig, splits: Splits, logger: Logger | None = None) -> FitResu
         num_sanity_val_steps=0,
         log_every_n_steps=1,  # one Lightning batch is eval_every gradient steps
         deterministic=True,
+        precision=run.trainer.precision,
     )
     try:
         trainer.fit(module)
     finally:
         torch.use_deterministic_algorithms(previous)
     net.eval()
-    figures = {key: value for r in regularizers for key, value in r.key_figures(trainer).items()}
+    figures = {"initial_cost": module.initial_cost}
+    figures |= {key: value for r in regularizers for key, value in r.key_figures(trainer).items()}
     return FitResult(net, trainer.global_step, figures)

@@ -3,10 +3,14 @@ repository, and a helper to run the project's commands in it."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import shutil
 import subprocess
 import sys
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -28,9 +32,9 @@ def run(args: list[str], cwd: Path, env: dict | None = None, check: bool = True)
 
 def shrink_conf(conf: Path) -> None:
     """Make the copied conf/ fast: one dataset, three recipes, few steps."""
-    config = yaml.safe_load((conf / "config.yaml").read_text())
-    config["defaults"] = [d for d in config["defaults"] if "circles" not in str(d)]
-    (conf / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    datasets = yaml.safe_load((conf / "datasets/default.yaml").read_text())
+    datasets["defaults"] = [d for d in datasets["defaults"] if "circles" not in str(d)]
+    (conf / "datasets/default.yaml").write_text(yaml.safe_dump(datasets, sort_keys=False))
     trainer = yaml.safe_load((conf / "trainer/default.yaml").read_text())
     trainer.update(max_steps=60, eval_every=20)
     (conf / "trainer/default.yaml").write_text(yaml.safe_dump(trainer, sort_keys=False))
@@ -44,10 +48,10 @@ def shrink_conf(conf: Path) -> None:
 
 def make_project(path: Path) -> Path:
     """A git + DVC repository holding a copy of the project with a small conf/."""
-    for item in ("pipeline", "conf", "dvc.yaml", ".gitignore", ".dvcignore"):
+    for item in ("pipeline", "conf", "data/files", "dvc.yaml", ".gitignore", ".dvcignore"):
         source = ROOT / item
         if source.is_dir():
-            shutil.copytree(source, path / item, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(source, path / item, ignore=shutil.ignore_patterns("__pycache__", "*.tmp*"))
         else:
             shutil.copy(source, path / item)
     shrink_conf(path / "conf")
@@ -80,3 +84,25 @@ def mlflow_client(project: Path):
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+
+
+LOOPBACK = "127.0.0.1"
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # keep the test output clean
+        pass
+
+
+@contextlib.contextmanager
+def serve_directory(root: Path):
+    """A real HTTP server on the loopback interface serving root; yields its base URL."""
+    httpd = ThreadingHTTPServer((LOOPBACK, 0), functools.partial(QuietHandler, directory=str(root)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{LOOPBACK}:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)

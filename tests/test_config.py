@@ -76,14 +76,14 @@ def test_committed_params_are_the_hydra_composition_of_conf(monkeypatch):
 
 def test_run_config_of_a_recipe():
     params = load_params(ROOT / "params.yaml")
-    run = params.run("moons", "l2")
+    run = params.run("moons", "l2", 0)
     assert isinstance(run, RunConfig)
     assert run.regularization == RecipeConfig(l2=L2Config(strength=1.0, regularize_bias=False))
     assert run.dataset.source.n_samples == 400
     with pytest.raises(PipelineError, match=r"unknown recipe 'l3': params.yaml has \['augmentation', 'baseline', "):
-        params.run("moons", "l3")
+        params.run("moons", "l3", 0)
     with pytest.raises(PipelineError, match=r"unknown dataset 'spirals'"):
-        params.run("spirals", "l2")
+        params.run("spirals", "l2", 0)
 
 
 # --- in-process validation and describe -----------------------------------

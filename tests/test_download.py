@@ -4,14 +4,13 @@ the fetch stage's one-line errors."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import socket
 import subprocess
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -19,18 +18,13 @@ import pytest
 import yaml
 from scipy.io import savemat
 
+from conftest import LOOPBACK, serve_directory
 from pipeline.config import MatDownloadSource
 from pipeline.datasets import materialize
 from pipeline.download import download
 from pipeline.errors import PipelineError
 
 ROOT = Path(__file__).resolve().parents[1]
-LOOPBACK = "127.0.0.1"
-
-
-class QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # keep the test output clean
-        pass
 
 
 def sha256_of(path: Path) -> str:
@@ -62,15 +56,8 @@ def server(tmp_path_factory):
     savemat(root / "data.mat", arrays)
     savemat(root / "no_xval.mat", {k: v for k, v in arrays.items() if k != "Xval"})
     (root / "other.bin").write_bytes(b"these are not the bytes you are looking for\n")
-    httpd = ThreadingHTTPServer((LOOPBACK, 0), functools.partial(QuietHandler, directory=str(root)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://{LOOPBACK}:{httpd.server_address[1]}", root
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+    with serve_directory(root) as base:
+        yield base, root
 
 
 @pytest.fixture
@@ -231,7 +218,7 @@ def test_fetch_stage_writes_raw_npz(server, dead_url, tmp_path):
     base, root = server
     result = run_fetch(tmp_path, football_params([dead_url, f"{base}/data.mat"], sha256_of(root / "data.mat")))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "fetch football: 211 points + 200 shipped test points"
+    assert result.stdout.strip() == "fetch football: 211 examples + 200 shipped test points"
     raw = tmp_path / "data/raw/football.npz"
     expected = football_arrays()
     with np.load(raw) as content:
@@ -254,3 +241,101 @@ def test_fetch_stage_wrong_checksum_is_one_line_error(server, tmp_path):
     assert wrong in lines[0] and sha256_of(root / "data.mat") in lines[0]
     assert not (tmp_path / "data/raw/football.npz").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]  # nothing half-written
+
+
+# --- MNIST-style IDX files -------------------------------------------------------
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """The IDX encoding of a uint8 array: zero bytes, type 0x08, rank, big-endian dimensions, data."""
+    header = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
+    return header + array.astype(np.uint8).tobytes()
+
+
+@pytest.fixture(scope="module")
+def idx_server(tmp_path_factory):
+    """Small gzipped IDX files (4x5 images) behind a real HTTP server; yields the
+    base URL, the source config's files section and the arrays."""
+    import gzip
+
+    root = tmp_path_factory.mktemp("idx")
+    rng = np.random.default_rng(0)
+    arrays = {
+        "train_images": rng.integers(0, 256, size=(30, 4, 5)), "train_labels": np.arange(30) % 3,
+        "test_images": rng.integers(0, 256, size=(12, 4, 5)), "test_labels": np.arange(12) % 3,
+    }
+    files = {}
+    for part, array in arrays.items():
+        name = f"{part.replace('_', '-')}-idx.gz"
+        (root / name).write_bytes(gzip.compress(idx_bytes(array)))
+        files[part] = {"name": name, "md5": hashlib.md5((root / name).read_bytes()).hexdigest()}
+    (root / "broken").mkdir()
+    # a header for 3 x 4 x 5 bytes followed by only 10 of them: a truncated export
+    truncated = idx_bytes(np.zeros((3, 4, 5)))[:-50]
+    (root / "broken/train-images-idx.gz").write_bytes(gzip.compress(truncated))
+    with serve_directory(root) as base:
+        yield base + "/", files, arrays, root
+
+
+def idx_source(mirrors: list[str], files: dict):
+    from pipeline.config import IdxDownloadSource
+
+    return IdxDownloadSource(kind="idx_download", mirrors=mirrors, files=files, timeout_seconds=5)
+
+
+def test_idx_download_parses_images_and_keeps_the_test_set(idx_server, dead_url):
+    base, files, arrays, _ = idx_server
+    raw = materialize(idx_source([dead_url + "/", base], files))
+    assert raw.image_shape == (4, 5)
+    assert raw.X.shape == (30, 20) and raw.X.dtype == np.float32 and raw.X_test.shape == (12, 20)
+    np.testing.assert_array_equal(raw.X, (arrays["train_images"].reshape(30, 20) / 255).astype(np.float32))
+    np.testing.assert_array_equal(raw.y, arrays["train_labels"])
+    np.testing.assert_array_equal(raw.y_test, arrays["test_labels"])
+    assert raw.y.dtype == np.int64
+
+
+def test_idx_download_with_a_wrong_md5_is_reported_and_discarded(idx_server, tmp_path):
+    base, files, _, _ = idx_server
+    wrong = {**files, "test_labels": {"name": files["test_labels"]["name"], "md5": "0" * 32}}
+    with pytest.raises(PipelineError, match=r"checksum mismatch for .*test-labels-idx.gz: expected md5 0{32}"):
+        materialize(idx_source([base], wrong))
+
+
+def test_a_corrupt_idx_file_is_one_clear_error(idx_server):
+    base, files, _, root = idx_server
+    broken = hashlib.md5((root / "broken/train-images-idx.gz").read_bytes()).hexdigest()
+    bad = {**files, "train_images": {"name": "train-images-idx.gz", "md5": broken}}
+    with pytest.raises(PipelineError, match=r"train-images-idx.gz: the header promises shape \(3, 4, 5\) \(60 bytes "
+                                             r"of data\), the file holds 10"):
+        materialize(idx_source([base + "broken/"], bad))
+
+
+def test_read_idx_refuses_a_file_that_is_not_idx(tmp_path):
+    from pipeline.images import read_idx
+
+    path = tmp_path / "x.idx"
+    path.write_bytes(b"PK\x03\x04 something else")
+    with pytest.raises(PipelineError, match="x.idx is not an IDX file: bad magic number 504b0304"):
+        read_idx(path)
+    path.write_bytes(b"\x00\x00\x08\x03\x00\x00")
+    with pytest.raises(PipelineError, match="x.idx: the header promises 3 dimensions, the file ends before them"):
+        read_idx(path)
+    path.write_bytes(idx_bytes(np.arange(6).reshape(2, 3)))  # uncompressed works too
+    assert read_idx(path).tolist() == [[0, 1, 2], [3, 4, 5]]
+
+
+def test_fetch_stage_writes_mnist_style_raw_data(idx_server, tmp_path):
+    base, files, _, _ = idx_server
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    mnist = yaml.safe_load((ROOT / "conf/dataset/mnist.yaml").read_text())
+    mnist["source"] |= {"mirrors": [base], "files": files}
+    params["datasets"]["mnist"] = mnist
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {**os.environ, "no_proxy": f"{LOOPBACK},localhost", "NO_PROXY": f"{LOOPBACK},localhost"}
+    result = subprocess.run([sys.executable, "-m", "pipeline.fetch", "mnist"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "fetch mnist: 30 examples of 4x5 pixels + 12 shipped test points\n"
+    with np.load(tmp_path / "data/raw/mnist.npz") as content:
+        assert sorted(content) == ["X", "X_test", "image_shape", "y", "y_test"]
+        assert content["image_shape"].tolist() == [4, 5]

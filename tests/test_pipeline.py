@@ -15,7 +15,7 @@ RECIPES = ["baseline", "l2"]
 
 def test_cold_repro_writes_every_output(built_project):
     for recipe in RECIPES:
-        metrics = json.loads((built_project / f"metrics/moons/{recipe}.json").read_text())
+        metrics = json.loads((built_project / f"metrics/moons/{recipe}/seed_0.json").read_text())
         assert set(metrics) == {"train", "dev", "test", "per_class", "weights", "training"}
         assert sum(c["support"] for c in metrics["per_class"].values()) == 30
         for part in ("train", "dev", "test"):
@@ -23,9 +23,12 @@ def test_cold_repro_writes_every_output(built_project):
             assert metrics[part]["loss"] > 0
         assert 0.0 <= metrics["weights"]["sparsity"] <= 1.0
         assert metrics["training"]["steps"] == 60
-        png = built_project / f"plots/moons/{recipe}/decision_boundary.png"
-        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        assert (built_project / f"models/moons/{recipe}/model.pt").stat().st_size > 0
+        figures = built_project / f"plots/moons/{recipe}/seed_0"
+        assert sorted(p.name for p in figures.iterdir()) == [
+            "confusion_matrix.png", "decision_boundary.png", "weight_histogram.png"]
+        for png in figures.iterdir():
+            assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (built_project / f"models/moons/{recipe}/seed_0/model.pt").stat().st_size > 0
     summary = (built_project / "reports/moons/summary.md").read_text()
     for recipe in RECIPES:
         assert re.search(rf"^\| {recipe} \| [\d.]+% \| [\d.]+% \| [\d.]+% \|", summary, re.M), summary
@@ -33,7 +36,9 @@ def test_cold_repro_writes_every_output(built_project):
     table = json.loads((built_project / "reports/moons/summary.json").read_text())
     assert set(table) == set(RECIPES)
     assert all(row["diagnosis"] for row in table.values())
-    assert (built_project / "reports/moons/decision_boundaries.png").read_bytes()[:4] == b"\x89PNG"
+    assert all(row["seeds"] == 1 and row["test_accuracy_std"] == 0 for row in table.values())
+    assert (built_project / "reports/moons/figures/decision_boundaries.png").read_bytes()[:4] == b"\x89PNG"
+    assert "](figures/decision_boundaries.png)" in summary
     # no temporary files of the atomic writes are left behind
     assert not list(built_project.rglob(".*.tmp*"))
 
@@ -47,7 +52,7 @@ def test_mlflow_has_one_run_per_recipe_with_params_metrics_and_artifacts(built_p
     for recipe in RECIPES:
         r = runs[recipe]
         assert r.info.status == "FINISHED"
-        assert r.data.tags["dataset"] == "moons" and r.data.tags["recipe"] == recipe
+        assert r.data.tags["dataset"] == "moons" and r.data.tags["recipe"] == recipe and r.data.tags["seed"] == "0"
         assert r.data.tags["pipeline_run"] == runs["report"].data.tags["pipeline_run"]
         assert re.fullmatch(r"[0-9a-f]{64}", r.data.tags["data_sha256"])
         assert r.data.params["trainer.max_steps"] == "60"
@@ -55,13 +60,13 @@ def test_mlflow_has_one_run_per_recipe_with_params_metrics_and_artifacts(built_p
         assert all(len(v) <= 500 for v in r.data.params.values())
         curve = client.get_metric_history(r.info.run_id, "dev_loss")
         assert [m.step for m in curve] == [0, 20, 40, 60]
-        metrics = json.loads((built_project / f"metrics/moons/{recipe}.json").read_text())
+        metrics = json.loads((built_project / f"metrics/moons/{recipe}/seed_0.json").read_text())
         assert r.data.metrics["test_accuracy"] == metrics["test"]["accuracy"]
         assert r.data.metrics["sparsity"] == metrics["weights"]["sparsity"]
         artifacts = {a.path for a in client.list_artifacts(r.info.run_id)}
         assert {"config.yaml", "evaluation"} <= artifacts
         assert [a.path for a in client.list_artifacts(r.info.run_id, "evaluation")] == [
-            "evaluation/decision_boundary.png"
+            "evaluation/confusion_matrix.png", "evaluation/decision_boundary.png", "evaluation/weight_histogram.png"
         ]
     assert runs["l2"].data.params["regularization.l2.strength"] == "1.0"
     models = client.search_logged_models([experiment.experiment_id])
@@ -93,7 +98,7 @@ def test_second_repro_is_a_no_op(built_project):
 def test_override_reruns_only_the_recipe_that_uses_it(built_project):
     result = run(["dvc", "exp", "run", "-S", "suite.l2.l2.strength=0.3"], built_project)
     ran = set(re.findall(r"Running stage '([^']+)'", result.stdout))
-    assert ran == {"train@moons-l2", "evaluate@moons-l2", "report@moons"}, result.stdout
+    assert ran == {"train@moons-l2-0", "evaluate@moons-l2-0", "report@moons"}, result.stdout
     params = yaml.safe_load((built_project / "params.yaml").read_text())
     assert params["suite"]["l2"]["l2"]["strength"] == 0.3
     shown = json.loads(run(["dvc", "exp", "show", "--json"], built_project).stdout)

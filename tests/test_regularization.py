@@ -114,7 +114,7 @@ def test_objective_gradient_is_data_gradient_plus_weight_decay():
     x, y = data(m=40)
     lam = 0.9
     trainer = TrainerConfig(optimizer="sgd", lr=0.1, max_steps=1, eval_every=1)
-    module = Classifier(net, build(RecipeConfig(l2=L2Config(strength=lam)), 3, 0), trainer,
+    module = Classifier(net, build(RecipeConfig(l2=L2Config(strength=lam)), 0), trainer,
                         train=(x, y), dev=(x[:0], y[:0]), seed=0)
     assert module.n_train == 40
     full = grads(module.objective(x, y), net)
@@ -129,10 +129,10 @@ def test_objective_gradient_is_data_gradient_plus_weight_decay():
 
 
 def test_no_regularizer_for_baseline_and_dropout():
-    assert build(RecipeConfig(), 3, 0) == []
-    assert build(RecipeConfig(dropout=DropoutConfig(keep_prob=[0.5, 0.5])), 3, 0) == []
+    assert build(RecipeConfig(), 0) == []
+    assert build(RecipeConfig(dropout=DropoutConfig(keep_prob=[0.5, 0.5])), 0) == []
     assert [type(r).__name__ for r in build(RecipeConfig(
-        l2=L2Config(strength=1.0), early_stopping=EarlyStoppingConfig(patience=3)), 3, 0)] == ["L2", "EarlyStopping"]
+        l2=L2Config(strength=1.0), early_stopping=EarlyStoppingConfig(patience=3)), 0)] == ["L2", "EarlyStopping"]
 
 
 # --- dropout ------------------------------------------------------------------

@@ -48,9 +48,28 @@ def test_key_figures_name_what_each_technique_did():
 
 def test_summary_table_has_a_row_per_recipe_with_gap_and_key_figure():
     suite = {"baseline": RecipeConfig(), "l1": RecipeConfig(l1=L1Config(strength=1.0))}
-    summary = summarize({"baseline": metrics(0.99, 0.83, 0.86), "l1": metrics(0.88, 0.92, 0.91, sparsity=0.99)},
+    summary = summarize({"baseline": [metrics(0.99, 0.83, 0.86)], "l1": [metrics(0.88, 0.92, 0.91, sparsity=0.99)]},
                         suite, THRESHOLDS)
     assert summary["baseline"]["generalization_gap"] == pytest.approx(0.13)
-    table = markdown("moons", summary, THRESHOLDS)
+    table = markdown("moons", summary, THRESHOLDS, "figures/decision_boundaries.png")
     assert "| baseline | 99.0% | 83.0% | 86.0% | +13.0 pts | high variance (overfitting) | sum W^2 12.3" in table
     assert "| l1 | 88.0% | 92.0% | 91.0% | -3.0 pts | appropriate | sparsity 99% |" in table
+    assert "![decision boundaries](figures/decision_boundaries.png)" in table
+
+
+def test_several_seeds_give_mean_and_sample_std():
+    suite = {"baseline": RecipeConfig(), "l1": RecipeConfig(l1=L1Config(strength=1.0))}
+    runs = {"baseline": [metrics(0.99, 0.83, 0.86), metrics(0.97, 0.85, 0.88), metrics(0.98, 0.81, 0.84)],
+            "l1": [metrics(0.88, None, 0.91, sparsity=s) for s in (0.9, 0.95, 1.0)]}
+    summary = summarize(runs, suite, THRESHOLDS)
+    row = summary["baseline"]
+    assert row["seeds"] == 3
+    assert row["test_accuracy"] == pytest.approx(0.86) and row["test_accuracy_std"] == pytest.approx(0.02)
+    assert row["dev_accuracy"] == pytest.approx(0.83) and row["dev_accuracy_std"] == pytest.approx(0.02)
+    assert row["train_accuracy_std"] == pytest.approx(0.01)
+    assert summary["l1"]["dev_accuracy"] is None and summary["l1"]["sparsity"] == pytest.approx(0.95)
+    table = markdown("mnist5k", summary, THRESHOLDS, None)
+    assert "(mean ± std over 3 seeds)" in table
+    assert "| baseline | 98.0% ± 1.0 | 83.0% ± 2.0 | 86.0% ± 2.0 | +12.0 pts |" in table
+    assert "| l1 | 88.0% ± 0.0 | n/a | 91.0% ± 0.0 |" in table
+    assert "![" not in table

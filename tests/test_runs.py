@@ -17,7 +17,7 @@ from pipeline.training import fit
 
 def _small_run(recipe: str):
     params = load_params(ROOT / "params.yaml")
-    config = params.run("moons", recipe)
+    config = params.run("moons", recipe, 0)
     config = config.model_copy(update={"trainer": config.trainer.model_copy(update={"max_steps": 200})})
     splits = split(materialize(config.dataset.source), config.dataset.split)
     return config, splits
@@ -56,11 +56,11 @@ def _assert_one_error_line(result, *fragments):
 def test_diverging_loss_fails_the_stage_and_the_run(project):
     _prepared(project)
     _set_params(project, optimizer="sgd", lr=1e10)
-    result = run([sys.executable, "-m", "pipeline.train", "--dataset", "moons", "--recipe", "baseline"], project,
+    result = run([sys.executable, "-m", "pipeline.train", "--dataset", "moons", "--recipe", "baseline", "--seed", "0"], project,
                  check=False)
     _assert_one_error_line(result, "training diverged", "lower trainer.lr")
-    assert not (project / "models/moons/baseline/model.pt").exists()
-    assert not (project / "models/moons/baseline/mlflow_run.json").exists()
+    assert not (project / "models/moons/baseline/seed_0/model.pt").exists()
+    assert not (project / "models/moons/baseline/seed_0/training.json").exists()
     client = mlflow_client(project)
     runs = client.search_runs([client.get_experiment_by_name("moons").experiment_id])
     assert [r.info.status for r in runs] == ["FAILED"]
@@ -68,14 +68,14 @@ def test_diverging_loss_fails_the_stage_and_the_run(project):
 
 def test_unreachable_tracking_server_is_one_clear_line(project):
     _prepared(project)
-    result = run([sys.executable, "-m", "pipeline.train", "--dataset", "moons", "--recipe", "baseline"], project,
+    result = run([sys.executable, "-m", "pipeline.train", "--dataset", "moons", "--recipe", "baseline", "--seed", "0"], project,
                  env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}, check=False)
     _assert_one_error_line(result, "cannot reach the MLflow tracking store at http://127.0.0.1:9")
-    assert not (project / "models/moons/baseline").exists()
+    assert not (project / "models/moons/baseline/seed_0").exists()
 
 
 def test_missing_split_data_is_one_clear_line(project):
-    result = run([sys.executable, "-m", "pipeline.train", "--dataset", "moons", "--recipe", "baseline"], project,
+    result = run([sys.executable, "-m", "pipeline.train", "--dataset", "moons", "--recipe", "baseline", "--seed", "0"], project,
                  check=False)
     _assert_one_error_line(result, "data/split/moons/train.npz is missing")
 
@@ -83,7 +83,7 @@ def test_missing_split_data_is_one_clear_line(project):
 def test_corrupt_split_file_is_one_clear_line(project):
     _prepared(project)
     (project / "data/split/moons/dev.npz").write_bytes(b"not a zip file")
-    result = run([sys.executable, "-m", "pipeline.evaluate", "--dataset", "moons", "--recipe", "baseline"], project,
+    result = run([sys.executable, "-m", "pipeline.evaluate", "--dataset", "moons", "--recipe", "baseline", "--seed", "0"], project,
                  check=False)
     _assert_one_error_line(result, "data/split/moons/dev.npz is corrupt")
 

@@ -103,7 +103,7 @@ def test_decoupled_l2_is_weight_decay_on_weights_only():
     net, (x, y) = net_with(), batch(m=40)
     trainer = TrainerConfig(optimizer="adam", lr=0.01, max_steps=1, eval_every=1)
     recipe = RecipeConfig(l2=L2Config(strength=2.0, mode="decoupled"))
-    module = Classifier(net, build(recipe, 3, 0), trainer, train=(x, y), dev=(x[:0], y[:0]), seed=0)
+    module = Classifier(net, build(recipe, 0), trainer, train=(x, y), dev=(x[:0], y[:0]), seed=0)
     optimizer = module.configure_optimizers()
     assert isinstance(optimizer, torch.optim.AdamW)
     decays = {id(p): group["weight_decay"] for group in optimizer.param_groups for p in group["params"]}
@@ -120,7 +120,7 @@ def test_decoupled_and_penalty_l2_take_the_same_plain_sgd_step():
         net = net_with()
         trainer = TrainerConfig(optimizer="sgd", lr=0.5, max_steps=1, eval_every=1)
         recipe = RecipeConfig(l2=L2Config(strength=3.0, mode=mode))
-        module = Classifier(net, build(recipe, 3, 0), trainer, train=(x, y), dev=(x[:0], y[:0]), seed=0)
+        module = Classifier(net, build(recipe, 0), trainer, train=(x, y), dev=(x[:0], y[:0]), seed=0)
         optimizer = module.configure_optimizers()
         optimizer.zero_grad()
         module.objective(x, y).backward()
@@ -237,7 +237,7 @@ def test_batch_norm_eval_output_does_not_depend_on_the_batch():
 
 
 def test_jitter_perturbs_training_batches_with_the_configured_std():
-    augment = Augmentation(AugmentationConfig(jitter_std=0.2), n_features=2, seed=0)
+    augment = Augmentation(AugmentationConfig(jitter_std=0.2), image_shape=None, seed=0)
     x = torch.zeros(50_000, 2)
     jittered = augment.augment(x)
     assert jittered.std().item() == pytest.approx(0.2, rel=0.02)
@@ -256,7 +256,7 @@ def test_augmentation_never_touches_evaluation_data():
 
 
 def test_image_shift_moves_a_pixel_by_at_most_max_shift():
-    augment = Augmentation(AugmentationConfig(max_shift=1), n_features=64, seed=0)
+    augment = Augmentation(AugmentationConfig(max_shift=1), image_shape=(8, 8), seed=0)
     image = torch.zeros(200, 8, 8)
     image[:, 4, 4] = 1.0
     moved = augment.augment(image.reshape(200, 64)).reshape(200, 8, 8)
@@ -266,8 +266,8 @@ def test_image_shift_moves_a_pixel_by_at_most_max_shift():
 
 
 def test_image_transforms_refuse_points():
-    with pytest.raises(PipelineError, match="need square images"):
-        Augmentation(AugmentationConfig(max_rotation=10), n_features=2, seed=0)
+    with pytest.raises(PipelineError, match="need an image data set"):
+        Augmentation(AugmentationConfig(max_rotation=10), image_shape=None, seed=0)
 
 
 # --- composition and effects ----------------------------------------------------------
@@ -275,7 +275,7 @@ def test_image_transforms_refuse_points():
 
 def moons_run(recipe: RecipeConfig, **trainer):
     params = load_params(ROOT / "params.yaml")
-    config = params.run("moons", "baseline")
+    config = params.run("moons", "baseline", 0)
     config = config.model_copy(update={
         "regularization": recipe,
         "trainer": config.trainer.model_copy(update=trainer),
@@ -297,3 +297,14 @@ def test_l1_makes_many_more_weights_near_zero_than_baseline():
     l1_config = config.model_copy(update={"regularization": RecipeConfig(l1=L1Config(strength=0.1))})
     sparse = weight_figures(fit(l1_config, splits).net, 0.01)["sparsity"]
     assert sparse > baseline + 0.3, (baseline, sparse)
+
+
+def test_image_shift_respects_a_non_square_shape():
+    # 4 rows x 6 columns: a shift moves along each axis by whole pixels, never wrapping a row
+    augment = Augmentation(AugmentationConfig(max_shift=1), image_shape=(4, 6), seed=0)
+    image = torch.zeros(300, 4, 6)
+    image[:, 1, 3] = 1.0
+    moved = augment.augment(image.reshape(300, 24)).reshape(300, 4, 6)
+    hits = (moved > 0.5).nonzero()
+    assert len(hits) == 300
+    assert set(hits[:, 1].tolist()) == {0, 1, 2} and set(hits[:, 2].tolist()) == {2, 3, 4}

@@ -22,7 +22,7 @@ def socket_of(project: Path) -> Path:
 def test_warm_runs_behave_like_direct_runs(project):
     first = warm(project, "pipeline.fetch", "moons")  # starts the worker
     assert first.returncode == 0, first.stderr
-    assert first.stdout == "fetch moons: 120 points\n"
+    assert first.stdout == "fetch moons: 120 examples\n"
     assert socket_of(project).exists()
     served = warm(project, "pipeline.split", "moons")  # served by the worker
     assert served.returncode == 0 and served.stdout == "split moons: train 60, dev 30, test 30\n"
@@ -37,7 +37,7 @@ def test_errors_exit_status_and_environment_are_the_clients(project):
     assert failed.returncode == 1
     assert failed.stderr.splitlines() == ["error: unknown dataset 'nope': params.yaml has ['moons']"]
     run([sys.executable, "-m", "pipeline.split", "moons"], project)
-    unreachable = warm(project, "pipeline.train", "--dataset", "moons", "--recipe", "l2",
+    unreachable = warm(project, "pipeline.train", "--dataset", "moons", "--recipe", "l2", "--seed", "0",
                        env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:9"})
     assert unreachable.returncode == 1
     assert "cannot reach the MLflow tracking store at http://127.0.0.1:9" in unreachable.stderr
@@ -52,5 +52,5 @@ def test_changed_code_gets_its_own_worker(project):
 
 def test_warm_can_be_turned_off(project):
     result = warm(project, "pipeline.fetch", "moons", env={"REGULARIZATION_LAB_WARM": "0"})
-    assert result.returncode == 0 and result.stdout == "fetch moons: 120 points\n"
+    assert result.returncode == 0 and result.stdout == "fetch moons: 120 examples\n"
     assert not socket_of(project).exists()

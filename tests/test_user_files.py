@@ -1,0 +1,118 @@
+"""A user's own CSV and .npz files: the shipped examples load, and every kind
+of bad file stops with one line that names the problem."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, run
+from pipeline.config import CsvSource, NpzSource
+from pipeline.datasets import Raw, check, materialize
+from pipeline.errors import PipelineError
+from pipeline.user_files import read_csv, read_npz
+
+
+def csv_source(path: Path, **keys) -> CsvSource:
+    return CsvSource(kind="csv", path=str(path), **({"label": "label"} | keys))
+
+
+def npz_source(path: Path, **keys) -> NpzSource:
+    return NpzSource(kind="npz", path=str(path), **keys)
+
+
+def test_shipped_examples_load(monkeypatch):
+    monkeypatch.chdir(ROOT)  # paths are relative to the repository root
+    iris = materialize(CsvSource(kind="csv", path="data/files/iris.csv", label="species"))
+    assert iris.X.shape == (150, 4) and iris.X.dtype == np.float64
+    assert np.bincount(iris.y.astype(int)).tolist() == [50, 50, 50]
+    assert iris.X[0].tolist() == [5.1, 3.5, 1.4, 0.2]
+    cancer = materialize(NpzSource(kind="npz", path="data/files/breast_cancer.npz"))
+    assert cancer.X.shape == (569, 30) and np.bincount(cancer.y.astype(int)).tolist() == [212, 357]
+    assert np.abs(cancer.X.mean(axis=0)).max() < 1e-3  # standardized
+
+
+def test_csv_feature_columns_default_to_all_but_the_label(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("a,label,b\n1,0,2\n3,1,4.5\n")
+    X, y = read_csv(csv_source(path))
+    assert X.tolist() == [[1, 2], [3, 4.5]] and y.tolist() == [0, 1]
+    X, y = read_csv(csv_source(path, features=["b"]))
+    assert X.tolist() == [[2], [4.5]]
+
+
+@pytest.mark.parametrize("content, keys, message", [
+    ("a,label\n1,0\nx,1\n", {}, r"line 3, column 'a': 'x', not a number"),
+    ("a,label\n1,0\n,1\n", {}, r"line 3, column 'a': an empty cell"),
+    ("a,label\n1,0\nnan,1\n", {}, r"line 3, column 'a': nan is not a finite number"),
+    ("a,label\n1,0\n2,one\n", {}, r"line 3, column 'label': 'one', not a number"),
+    ("a,label\n1,0\n2\n", {}, r"line 3: 1 fields, the header has 2"),
+    ("a,b\n1,0\n", {}, r"has no column 'label' \(its columns: \['a', 'b'\]\)"),
+    ("a,label\n1,0\n", {"features": ["c"]}, r"has no column 'c'"),
+    ("a,label\n", {}, r"has a header but no data rows"),
+    ("", {}, r"is empty"),
+    ("label\n0\n1\n", {}, r"no feature columns besides the label"),
+])
+def test_bad_csv_files_name_the_problem(tmp_path, content, keys, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    with pytest.raises(PipelineError, match=message):
+        read_csv(csv_source(path, **keys))
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(PipelineError, match=r"data file .*nowhere.csv not found"):
+        read_csv(csv_source(tmp_path / "nowhere.csv"))
+    with pytest.raises(PipelineError, match=r"data file .*nowhere.npz not found"):
+        read_npz(npz_source(tmp_path / "nowhere.npz"))
+
+
+def test_single_class_is_refused(tmp_path):
+    path = tmp_path / "one.csv"
+    path.write_text("a,label\n1,1\n2,1\n3,1\n")
+    with pytest.raises(PipelineError, match="single class"):
+        check(Raw(*read_csv(csv_source(path))), "one")
+
+
+def test_npz_reads_the_named_arrays(tmp_path):
+    path = tmp_path / "d.npz"
+    np.savez(path, features=np.arange(6.0).reshape(3, 2), target=np.array([0, 1, 1]))
+    X, y = read_npz(npz_source(path, features="features", label="target"))
+    assert X.shape == (3, 2) and X.dtype == np.float64 and y.tolist() == [0, 1, 1]
+
+
+@pytest.mark.parametrize("arrays, message", [
+    ({"X": np.zeros((3, 2))}, r"has no array 'y' \(it has \['X'\]\)"),
+    ({"X": np.zeros(3), "y": np.zeros(3)}, r"X must be \(n, features\) and y \(n,\), got \(3,\) and \(3,\)"),
+    ({"X": np.zeros((3, 2)), "y": np.zeros(4)}, r"got \(3, 2\) and \(4,\)"),
+    ({"X": np.array([[1.0, np.nan], [0, 0]]), "y": np.zeros(2)}, r"X has NaN or infinite values \(first in row 0\)"),
+    ({"X": np.array([["a", "b"]]), "y": np.zeros(1)}, r"X holds <U1 values, not numbers"),
+])
+def test_bad_npz_files_name_the_problem(tmp_path, arrays, message):
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(PipelineError, match=message):
+        read_npz(npz_source(path))
+
+
+def test_a_file_that_is_not_npz(tmp_path):
+    path = tmp_path / "bad.npz"
+    path.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(PipelineError, match=r"is not a readable .npz file"):
+        read_npz(npz_source(path))
+
+
+def test_fetch_stage_reports_a_bad_csv_in_one_line(project):
+    (project / "data/files/iris.csv").write_text("sepal_length,species\n5.1,0\nabc,1\n")
+    params = (project / "params.yaml").read_text()
+    (project / "params.yaml").write_text(params.replace(
+        "datasets:\n", "datasets:\n  iris:\n    source: {kind: csv, path: data/files/iris.csv, label: species}\n"
+        "    split: {dev: 0.2, test: 0.2, seed: 0}\n", 1))
+    result = run([sys.executable, "-m", "pipeline.fetch", "iris"], project, check=False)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "error: data/files/iris.csv line 3, column 'sepal_length': 'abc', not a number"]
+    assert not (project / "data/raw/iris.npz").exists()

@@ -103,17 +103,15 @@ class Classifier(pl.LightningModule):
         x, y = batch
         optimizer = self.optimizers()
         steps = min(self.config.eval_every, self.trainer.max_steps - self.global_step)
-        for step in range(steps):
+        for _ in range(steps):
             xb, yb = self._minibatch(x, y)
             for regularizer in self.regularizers:
                 xb = regularizer.augment(xb)
             loss = self.objective(xb, yb)
-            if step == 0:
-                # The cost the optimizer sees (penalties, dropout and all), before
-                # this step's update: the course notebooks' "cost after iteration i".
-                cost = loss.item()
-                self.initial_cost = cost if self.initial_cost is None else self.initial_cost
-                self._log({"train_cost": cost})
+            if self.initial_cost is None:
+                # The cost the optimizer sees (penalties, dropout and all) before
+                # any update: the course notebooks' "cost after iteration 0".
+                self.initial_cost = loss.item()
             optimizer.zero_grad(set_to_none=True)
             self.manual_backward(loss)
             optimizer.step()

@@ -1,4 +1,5 @@
-"""HTTP download from a list of mirrors, verified against a checksum (sha256, or md5 where a data set publishes only that)."""
+"""HTTP download from a list of mirrors, verified against a checksum: sha256,
+or md5 where a data set publishes only that (MNIST)."""
 
 from __future__ import annotations
 

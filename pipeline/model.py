@@ -54,7 +54,8 @@ class MLP(nn.Sequential):
             normalize = [nn.BatchNorm1d(fan_out, momentum=batch_norm.momentum, dtype=dtype)] if batch_norm else []
             activate = [ACTIVATIONS[model.activation]()]
             after = batch_norm is not None and batch_norm.position == "after_activation"
-            layers += [nn.Linear(fan_in, fan_out, dtype=dtype), *(activate + normalize if after else normalize + activate)]
+            linear = nn.Linear(fan_in, fan_out, dtype=dtype)
+            layers += [linear, *(activate + normalize if after else normalize + activate)]
             if keep < 1:
                 layers.append(InvertedDropout(keep, fan_out))
         layers.append(nn.Linear(sizes[-1], 1 if n_classes == 2 else n_classes, dtype=dtype))
@@ -124,9 +125,9 @@ class Probabilities(nn.Module):
 
 
 def initialize(net: MLP, scheme: str, numpy_seed: int | None = None) -> None:
-    """Weights drawn from N(0, 1/divisor^2) with the divisor set by the scheme;
-    biases zero. With numpy_seed, the draws are the course notebooks' exactly:
-    np.random.seed(numpy_seed), then randn(fan_out, fan_in) / divisor per layer."""
+    """Weights drawn from N(0, 1/d) with d set by the scheme; biases zero.
+    With numpy_seed, the draws are the course notebooks' exactly:
+    np.random.seed(numpy_seed), then randn(fan_out, fan_in) / sqrt(d) per layer."""
     rng = np.random.RandomState(numpy_seed) if numpy_seed is not None else None
     for layer in net.linear_layers():
         fan_out, fan_in = layer.weight.shape

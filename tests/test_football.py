@@ -139,6 +139,7 @@ def test_fresh_masks_differ_from_the_notebooks_fixed_mask(preset):
     assert not torch.equal(weights["dropout"], weights["dropout_fresh"])
 
 
+@pytest.mark.slow
 def test_the_preset_runs_with_one_command(project, tmp_path):
     served = tmp_path / "served"
     served.mkdir()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 import yaml
 
 from conftest import mlflow_client, run
@@ -106,6 +107,7 @@ def test_override_reruns_only_the_recipe_that_uses_it(built_project):
     assert "test" in json.dumps(shown) and "accuracy" in json.dumps(shown)
 
 
+@pytest.mark.slow
 def test_every_offline_dataset_runs_through_dvc(project):
     """digits, mnist5k and the user-file examples, next to moons, in one `dvc exp run`."""
     added = {"digits": "digits", "mnist5k": "mnist5k", "iris": "csv", "cancer": "npz"}

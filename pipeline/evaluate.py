@@ -1,9 +1,9 @@
 """Stage evaluate: measure one trained model on train, dev and, once, test;
 write metrics/<dataset>/<recipe>/seed_<seed>.json and the figures in
 plots/<dataset>/<recipe>/seed_<seed>/ (decision boundary for 2-D data;
-misclassified test images and first-layer weights for images; a confusion
-matrix and a weight histogram for all), and log them into the MLflow run
-that trained the model."""
+misclassified test images and first-layer weights for images; learning
+curves, a confusion matrix and a weight histogram for all), and log them into
+the MLflow run that trained the model."""
 
 from __future__ import annotations
 
@@ -61,12 +61,18 @@ def per_class(y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarray) -> di
     return result
 
 
-def draw_figures(directory: Path, net: MLP, splits: Splits, name: str, measured: dict, y_pred: np.ndarray) -> None:
-    """The figures that fit the data: a decision boundary for points in the
-    plane, misclassified images and first-layer weights for images."""
+CURVES = [f"{part}_{quantity}" for part in ("train", "dev") for quantity in ("loss", "accuracy")]
+
+
+def draw_figures(directory: Path, net: MLP, splits: Splits, name: str, measured: dict, y_pred: np.ndarray,
+                 history: dict[str, list[tuple[int, float]]]) -> None:
+    """The figures that fit the data: learning curves, confusion matrix and
+    weight histogram for all; a decision boundary for points in the plane;
+    misclassified images and first-layer weights for images."""
     from pipeline import plots
 
     X_test, y_test = splits.X["test"], splits.y["test"]
+    plots.learning_curves(directory / "learning_curves.png", history, name)
     plots.confusion_matrix(directory / "confusion_matrix.png", y_test, y_pred, splits.classes, name)
     plots.weight_histogram(directory / "weight_histogram.png", net, name)
     if splits.n_features == 2:
@@ -111,7 +117,9 @@ def evaluate_and_log(
         weights = weight_figures(net, analysis.sparsity_threshold)
         y_pred = predict(net, splits.X["test"])
         classes = per_class(splits.y["test"], y_pred, splits.classes)
-        draw_figures(figures, net, splits, name, measured, y_pred)
+        # the curves train logged to this run, read back from MLflow
+        history = {key: [(m.step, m.value) for m in client.get_metric_history(run_id, key)] for key in CURVES}
+        draw_figures(figures, net, splits, name, measured, y_pred, history)
         log_to_run(client, run_id, measured, weights, classes, figures)
     except BaseException:
         client.set_terminated(run_id, "FAILED")

@@ -129,6 +129,24 @@ def weight_histogram(path: Path, net: MLP, name: str) -> None:
     save(fig, path)
 
 
+def learning_curves(path: Path, history: dict[str, list[tuple[int, float]]], name: str) -> None:
+    """Train and dev loss and accuracy against the gradient step, as logged
+    during training: where dev stops improving, and how far train runs ahead."""
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3))
+    for ax, quantity in zip(axes, ("loss", "accuracy")):
+        for part, style in (("train", "-"), ("dev", "--")):
+            points = history.get(f"{part}_{quantity}", [])
+            if points:
+                steps, values = zip(*points)
+                ax.plot(steps, values, style, label=part)
+        ax.set_xlabel("gradient step")
+        ax.set_ylabel(quantity)
+        if ax.lines:
+            ax.legend(fontsize=8)
+    fig.suptitle(f"{name}: learning curves", fontsize=9)
+    save(fig, path)
+
+
 # --- figures for image data sets -------------------------------------------------
 
 
@@ -201,6 +219,7 @@ def warm_up() -> None:
     image = axes[1].contourf(*grid, grid[0], levels=np.linspace(0, 1, 21), cmap=CMAP)
     axes[1].contour(*grid, grid[0], levels=[0.5], colors="k")
     fig.colorbar(image, ax=axes[1])
+    axes[0].plot([0, 1], [1, 0], "--", label="dev")
     axes[2].imshow(grid[0], cmap="gray_r")
     ConfusionMatrixDisplay.from_predictions([0, 1, 1], [0, 1, 0], ax=axes[2], colorbar=False)
     fig.suptitle("warm-up → −", fontsize=9)

@@ -129,7 +129,9 @@ def test_digits_train_with_image_augmentation_and_draw_image_figures(tmp_path):
     assert metrics["test"]["accuracy"] > 0.8  # chance is 0.1
     y_pred = predict(net, splits.X["test"])
     assert (y_pred != splits.y["test"]).any()  # something to show in the misclassified grid
-    draw_figures(tmp_path, net, splits, "augmentation", metrics, y_pred)
+    history = {"train_loss": [(0, 2.3), (150, 0.3)], "dev_loss": [(0, 2.3), (150, 0.4)]}
+    draw_figures(tmp_path, net, splits, "augmentation", metrics, y_pred, history)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "confusion_matrix.png", "first_layer_weights.png", "misclassified.png", "weight_histogram.png"]
+        "confusion_matrix.png", "first_layer_weights.png", "learning_curves.png", "misclassified.png",
+        "weight_histogram.png"]
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in tmp_path.iterdir())

@@ -26,7 +26,7 @@ def test_cold_repro_writes_every_output(built_project):
         assert metrics["training"]["steps"] == 60
         figures = built_project / f"plots/moons/{recipe}/seed_0"
         assert sorted(p.name for p in figures.iterdir()) == [
-            "confusion_matrix.png", "decision_boundary.png", "weight_histogram.png"]
+            "confusion_matrix.png", "decision_boundary.png", "learning_curves.png", "weight_histogram.png"]
         for png in figures.iterdir():
             assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert (built_project / f"models/moons/{recipe}/seed_0/model.pt").stat().st_size > 0
@@ -67,7 +67,8 @@ def test_mlflow_has_one_run_per_recipe_with_params_metrics_and_artifacts(built_p
         artifacts = {a.path for a in client.list_artifacts(r.info.run_id)}
         assert {"config.yaml", "evaluation"} <= artifacts
         assert [a.path for a in client.list_artifacts(r.info.run_id, "evaluation")] == [
-            "evaluation/confusion_matrix.png", "evaluation/decision_boundary.png", "evaluation/weight_histogram.png"
+            "evaluation/confusion_matrix.png", "evaluation/decision_boundary.png", "evaluation/learning_curves.png",
+            "evaluation/weight_histogram.png",
         ]
     assert runs["l2"].data.params["regularization.l2.strength"] == "1.0"
     models = client.search_logged_models([experiment.experiment_id])
@@ -124,6 +125,7 @@ def test_every_offline_dataset_runs_through_dvc(project):
         assert metrics["train"]["accuracy"] > 1.5 / classes, name  # learned something in 60 steps
         figures = sorted(p.name for p in (project / f"plots/{name}/l2/seed_0").iterdir())
         image_figures = ["first_layer_weights.png", "misclassified.png"] if images else []
-        assert figures == sorted(["confusion_matrix.png", "weight_histogram.png", *image_figures]), name
+        assert figures == sorted(["confusion_matrix.png", "learning_curves.png", "weight_histogram.png",
+                                   *image_figures]), name
         report = sorted(p.name for p in (project / f"reports/{name}/figures").iterdir())
         assert report == (["first_layer_weights.png"] if images else []), name

@@ -195,6 +195,9 @@ class SplitConfig(Schema):
     dev: Fraction
     test: Fraction
     seed: int
+    # Scale every feature to mean 0, std 1 with statistics of the train split
+    # only (scikit-learn's StandardScaler), for features of very different ranges.
+    standardize: bool = False
 
     @model_validator(mode="after")
     def _leaves_training_data(self):

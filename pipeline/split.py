@@ -15,7 +15,8 @@ from pipeline.errors import PipelineError, cli
 
 
 def split(raw: Raw, config: SplitConfig) -> Splits:
-    """Carve test (unless the source ships one) and then dev out of the data.
+    """Carve test (unless the source ships one) and then dev out of the data,
+    and standardize the features if asked.
 
     dev and test are shares of the whole data set; with a shipped test set,
     dev is a share of the shipped training part.
@@ -38,6 +39,11 @@ def split(raw: Raw, config: SplitConfig) -> Splits:
         X, X_dev, y, y_dev = train_test_split(X, y, test_size=n_dev, stratify=y, random_state=config.seed)
     else:
         X_dev, y_dev = X[:0], y[:0]
+    if config.standardize:
+        from sklearn.preprocessing import StandardScaler
+
+        scaler = StandardScaler().fit(X)  # train statistics: dev and test stay unseen
+        X, X_dev, X_test = (scaler.transform(part) if len(part) else part for part in (X, X_dev, X_test))
     return Splits(
         X={"train": X, "dev": X_dev, "test": X_test},
         y={"train": y, "dev": y_dev, "test": y_test},

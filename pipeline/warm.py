@@ -38,7 +38,7 @@ START_TIMEOUT_SECONDS = 120
 # What the stages import; the worker imports it all before it serves.
 PRELOAD = ["pipeline.fetch", "pipeline.split", "pipeline.train", "pipeline.evaluate", "pipeline.report",
            "pipeline.plots", "pipeline.analysis", "mlflow.pytorch", "mlflow.store.tracking.sqlalchemy_store",
-           "sklearn.datasets", "sklearn.model_selection", "scipy.io"]
+           "sklearn.datasets", "sklearn.model_selection", "sklearn.preprocessing", "scipy.io"]
 
 
 def socket_path() -> str:

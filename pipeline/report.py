@@ -151,9 +151,10 @@ def log_report(dataset: str, paths: list[Path]) -> None:
     client.set_terminated(run.info.run_id, "FINISHED")
 
 
-def comparison_figure(directory: Path, dataset: str, suite: list[str], seed: int) -> Path | None:
-    """All recipes side by side (the first seed's networks): decision boundaries
-    for points in the plane, first-layer weights for images."""
+def comparison_figure(directory: Path, dataset: str, seed: int, metrics: dict[str, dict]) -> Path | None:
+    """All recipes side by side (one seed's networks, with that seed's metrics
+    per recipe): decision boundaries for points in the plane, first-layer
+    weights for images."""
     from pipeline import plots
     from pipeline.datasets import load_splits
     from pipeline.model import load_network
@@ -161,10 +162,9 @@ def comparison_figure(directory: Path, dataset: str, suite: list[str], seed: int
     splits = load_splits(dataset)
     if splits.n_features != 2 and splits.image_shape is None:
         return None
-    nets = {recipe: load_network(model_path(dataset, recipe, seed)) for recipe in suite}
+    nets = {recipe: load_network(model_path(dataset, recipe, seed)) for recipe in metrics}
     if splits.n_features == 2:
         path = directory / "decision_boundaries.png"
-        metrics = {recipe: json.loads(metrics_path(dataset, recipe, seed).read_text()) for recipe in suite}
         plots.decision_boundaries(path, nets, splits, metrics)
     else:
         path = directory / "first_layer_weights.png"
@@ -192,7 +192,8 @@ def main(argv: list[str] | None = None) -> None:
     summary = summarize(metrics, params.suite, params.report)
     out = report_dir(dataset)
     with atomic_dir(out / "figures") as figures:
-        figure = comparison_figure(figures, dataset, recipes, params.seeds[0])
+        first_seed = {recipe: runs[0] for recipe, runs in metrics.items()}
+        figure = comparison_figure(figures, dataset, params.seeds[0], first_seed)
         shown = f"figures/{figure.name}" if figure else None
         write_json(out / "summary.json", summary)
         write_text(out / "summary.md", markdown(dataset, summary, params.report, shown))

@@ -38,7 +38,9 @@ def mnist5k(source: Mnist5kSource) -> tuple[np.ndarray, np.ndarray, tuple[int, i
 
 def read_idx(path: Path) -> np.ndarray:
     """An IDX file (gzipped or not) as an array of its declared shape."""
-    opener = gzip.open if path.read_bytes()[:2] == b"\x1f\x8b" else open
+    with open(path, "rb") as handle:
+        gzipped = handle.read(2) == b"\x1f\x8b"
+    opener = gzip.open if gzipped else open
     try:
         with opener(path, "rb") as handle:
             content = handle.read()

@@ -1,27 +1,41 @@
-"""Steps per second of the project's trainer against a plain PyTorch loop and a
-numpy loop, on the football-sized problem, in one process.
+"""Steps per second of the project's training engine against plain loops, on
+the football-sized problem, in one process.
 
-    python benchmarks/trainer_speed.py [--steps N]
+    python benchmarks/trainer_speed.py [--steps N] [--models K]
 
 Network [2, 20, 3, 1], ReLU, sigmoid output, 211 training points, full-batch
-gradient descent with learning rate 0.3. The last line printed is one JSON
-object with trainer_steps_per_s, torch_steps_per_s and numpy_steps_per_s.
+gradient descent with learning rate 0.3, float32. Measured:
+
+- trainer: the engine (pipeline.engine.fit, Lightning) training one network;
+- torch: a plain PyTorch loop (nn.Sequential, torch.optim.SGD) training one;
+- numpy: the course notebook's numpy loop training one;
+- batched: the engine training K networks at once (model-steps per second);
+- vmap: K networks with torch.func (stack_module_state + vmap +
+  functional_call), the alternative to stacked parameters the engine does not use.
+
+Each loop runs --rounds times, the loops taking turns, and its median
+counts, so that a moment of load on the machine does not decide a ratio.
+The last line printed is one JSON object with trainer_steps_per_s,
+torch_steps_per_s, numpy_steps_per_s, batched_model_steps_per_s,
+batched_models and vmap_model_steps_per_s.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import statistics
 import time
 
 import numpy as np
 import torch
 from torch import nn
 
-from pipeline.config import RecipeConfig, RunConfig
-from pipeline.datasets import Splits
-from pipeline.params import compose
-from pipeline.training import fit
+from pipeline.core.config import ModelConfig, TrainerConfig
+from pipeline.data.splits import Splits
+from pipeline.engine.fit import Member, fit
+from pipeline.techniques import RecipeConfig
 
 HIDDEN = [20, 3]
 N_TRAIN = 211
@@ -35,31 +49,28 @@ def football_sized_data(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
-def project_trainer(X, y, steps: int) -> float:
-    defaults = compose("train")
-    run = RunConfig.model_validate(
-        {
-            **defaults,
-            "dataset_name": "benchmark",
-            "recipe": "baseline",
-            "regularization": RecipeConfig(),
-            "model": {"hidden": HIDDEN, "activation": "relu", "init": "randn_sqrt_fan_in"},
-            "trainer": {**defaults["trainer"], "optimizer": "sgd", "lr": LR, "max_steps": steps, "batch_size": None},
-        }
-    )
+def engine(X, y, steps: int, models: int) -> float:
+    """Model-steps per second of the engine training `models` networks at once."""
     empty = X[:0]
     splits = Splits(X={"train": X, "dev": empty, "test": empty}, y={"train": y, "dev": y[:0], "test": y[:0]},
                     classes=np.array([0, 1]))
+    model = ModelConfig(hidden=HIDDEN, activation="relu", init="randn_sqrt_fan_in")
+    trainer = TrainerConfig(optimizer="sgd", lr=LR, max_steps=steps, eval_every=max(1, steps // 10))
+    members = [Member(seed, RecipeConfig()) for seed in range(models)]
     start = time.perf_counter()
-    result = fit(run, splits)
+    result = fit(members, model, trainer, splits)
     elapsed = time.perf_counter() - start
-    assert result.steps == steps
-    return steps / elapsed
+    assert result.steps == [steps] * models
+    return steps * models / elapsed
+
+
+def network() -> nn.Module:
+    return nn.Sequential(nn.Linear(2, 20), nn.ReLU(), nn.Linear(20, 3), nn.ReLU(), nn.Linear(3, 1))
 
 
 def plain_torch(X, y, steps: int) -> float:
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Linear(2, 20), nn.ReLU(), nn.Linear(20, 3), nn.ReLU(), nn.Linear(3, 1))
+    net = network()
     optimizer = torch.optim.SGD(net.parameters(), lr=LR)
     x_t = torch.as_tensor(X, dtype=torch.float32)
     y_t = torch.as_tensor(y, dtype=torch.float32).unsqueeze(1)
@@ -71,6 +82,31 @@ def plain_torch(X, y, steps: int) -> float:
         loss.backward()
         optimizer.step()
     return steps / (time.perf_counter() - start)
+
+
+def vmap_torch(X, y, steps: int, models: int) -> float:
+    """Model-steps per second of K copies through torch.func's vmap."""
+    from torch.func import functional_call, stack_module_state, vmap
+
+    torch.manual_seed(0)
+    params, buffers = stack_module_state([network() for _ in range(models)])
+    skeleton = copy.deepcopy(network()).to("meta")
+    optimizer = torch.optim.SGD(params.values(), lr=LR)
+    x_t = torch.as_tensor(X, dtype=torch.float32)
+    y_t = torch.as_tensor(y, dtype=torch.float32).expand(models, len(y))
+
+    def forward(p, b, x):
+        return functional_call(skeleton, (p, b), (x,))
+
+    batched = vmap(forward, in_dims=(0, 0, None))
+    start = time.perf_counter()
+    for _ in range(steps):
+        logits = batched(params, buffers, x_t)[..., 0]
+        loss = nn.functional.binary_cross_entropy_with_logits(logits, y_t, reduction="none").mean(1).sum()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return steps * models / (time.perf_counter() - start)
 
 
 def plain_numpy(X, y, steps: int) -> float:
@@ -101,19 +137,32 @@ def plain_numpy(X, y, steps: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=5000)
-    steps = parser.parse_args().steps
+    parser.add_argument("--steps", type=int, default=5000, help="steps of each one-network loop")
+    parser.add_argument("--models", type=int, default=32, help="K, the networks trained at once")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each loop; the median counts")
+    args = parser.parse_args()
     X, y = football_sized_data()
     plain_torch(X, y, 200)  # warm up torch's kernels before anything is timed
-    results = {
-        "trainer_steps_per_s": project_trainer(X, y, steps),
-        "torch_steps_per_s": plain_torch(X, y, steps),
-        "numpy_steps_per_s": plain_numpy(X, y, steps),
+    engine(X, y, 20, 1)  # and Lightning's first-use imports
+    batched_steps = max(1, args.steps // 4)
+    loops = {
+        "trainer_steps_per_s": lambda: engine(X, y, args.steps, 1),
+        "torch_steps_per_s": lambda: plain_torch(X, y, args.steps),
+        "numpy_steps_per_s": lambda: plain_numpy(X, y, args.steps),
+        "batched_model_steps_per_s": lambda: engine(X, y, batched_steps, args.models),
+        "vmap_model_steps_per_s": lambda: vmap_torch(X, y, batched_steps, args.models),
     }
-    torch_rate = results["torch_steps_per_s"]
+    rates: dict[str, list[float]] = {name: [] for name in loops}
+    for _ in range(args.rounds):
+        for name, loop in loops.items():
+            rates[name].append(loop())
+    results = {name: statistics.median(values) for name, values in rates.items()}
+    torch_rate, numpy_rate = results["torch_steps_per_s"], results["numpy_steps_per_s"]
     for name, rate in results.items():
-        print(f"{name.removesuffix('_steps_per_s'):>8}: {rate:9.0f} steps/s  ({rate / torch_rate:.2f}x plain torch)")
-    print(json.dumps({k: round(v, 1) for k, v in results.items()}))
+        label = name.removesuffix("_steps_per_s").replace("_model", f" (K = {args.models}, per model)")
+        print(f"{label:>27}: {rate:9.0f} steps/s  {rate / torch_rate:5.2f}x plain torch  "
+              f"{rate / numpy_rate:5.2f}x numpy")
+    print(json.dumps({**{k: round(v, 1) for k, v in results.items()}, "batched_models": args.models}))
 
 
 if __name__ == "__main__":

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.atomic import write_text
-from pipeline.config import PARAMS_FILE, PipelineConfig, validate
-from pipeline.errors import PipelineError, cli
+from pipeline.core.atomic import write_text
+from pipeline.core.config import PARAMS_FILE, PipelineConfig
+from pipeline.core.errors import PipelineError, cli
+from pipeline.core.schema import validate
 
 CONF_DIR = Path("conf")
 

@@ -36,15 +36,16 @@ PACKAGE = Path(__file__).resolve().parent
 IDLE_SECONDS = 120
 START_TIMEOUT_SECONDS = 120
 # What the stages import; the worker imports it all before it serves.
-PRELOAD = ["pipeline.fetch", "pipeline.split", "pipeline.train", "pipeline.evaluate", "pipeline.report",
-           "pipeline.plots", "pipeline.analysis", "mlflow.pytorch", "mlflow.store.tracking.sqlalchemy_store",
-           "sklearn.datasets", "sklearn.model_selection", "sklearn.preprocessing", "scipy.io"]
+PRELOAD = ["pipeline.stages.fetch", "pipeline.stages.split", "pipeline.stages.train", "pipeline.stages.evaluate",
+           "pipeline.stages.path", "pipeline.stages.report", "mlflow.pytorch", "mlflow.pyfunc",
+           "mlflow.store.tracking.sqlalchemy_store", "sklearn.datasets", "sklearn.model_selection",
+           "sklearn.preprocessing", "sklearn.metrics", "scipy.io", "scipy.stats"]
 
 
 def socket_path() -> str:
     digest = hashlib.sha256(f"{sys.executable}\0{PACKAGE}".encode())
-    for source in sorted(PACKAGE.glob("*.py")):
-        digest.update(source.read_bytes())
+    for source in sorted(PACKAGE.rglob("*.py")):
+        digest.update(str(source.relative_to(PACKAGE)).encode() + b"\0" + source.read_bytes())
     return str(Path(tempfile.gettempdir()) / f"regularization-lab-{os.getuid()}-{digest.hexdigest()[:20]}.sock")
 
 
@@ -146,7 +147,8 @@ def main() -> None:
 def serve(path: str) -> None:
     for name in PRELOAD:
         importlib.import_module(name)
-    importlib.import_module("pipeline.plots").warm_up()
+    importlib.import_module("pipeline.analysis.figures").warm_up()
+    importlib.import_module("pipeline.tracking.store").warm_up()
     # Move everything imported so far out of the garbage collector's reach: a
     # collection in a forked stage would otherwise touch every object and so
     # copy most of the worker's memory page by page (about a second per stage).
@@ -191,7 +193,7 @@ def run_child(connection: socket.socket) -> None:
         os.chdir(job["cwd"])
         os.environ.clear()
         os.environ.update(job["env"])
-        from pipeline.tracking import quiet_mlflow
+        from pipeline.tracking.store import quiet_mlflow
 
         quiet_mlflow()
         status = run_here(job["module"], job["args"])

@@ -1,0 +1,331 @@
+"""The figures: decision boundaries of 2-D classifiers, learning curves,
+confusion matrices, weight histograms, image figures, and regularization paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt
+import matplotlib.ticker
+import numpy as np
+import torch
+
+from pipeline.core.atomic import atomic_path
+from pipeline.data.splits import Splits
+from pipeline.engine.network import StackedNetwork
+
+RESOLUTION = 200
+CMAP = "RdBu_r"
+TEST_POINTS_SHOWN = 400  # a large test set would bury the boundary under its crosses
+
+
+def plane(splits: Splits, margin: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """A grid over every point of every split, so all recipes share the axes."""
+    X = np.concatenate([splits.X[part] for part in splits.X])
+    lo, hi = X.min(axis=0) - margin, X.max(axis=0) + margin
+    return np.meshgrid(np.linspace(lo[0], hi[0], RESOLUTION), np.linspace(lo[1], hi[1], RESOLUTION))
+
+
+@torch.no_grad()
+def probabilities(net: StackedNetwork, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
+    """Every network's class probabilities over the grid, (K, rows, columns, classes)."""
+    points = torch.as_tensor(np.c_[xx.ravel(), yy.ravel()], dtype=net.dtype)
+    return net.eval().predict_proba(points).numpy().reshape(net.k, *xx.shape, -1)
+
+
+def draw(ax, proba: np.ndarray, splits: Splits, grid: tuple[np.ndarray, np.ndarray], title: str):
+    """Two classes: the heatmap of P(class 1) on a fixed [0, 1] scale and its 0.5
+    contour. More classes: the predicted class, shaded by its probability.
+    Train points are dots, test points crosses, coloured by their true class."""
+    xx, yy = grid
+    k = proba.shape[-1]
+    if k == 2:
+        cmap, vmax = CMAP, 1
+        image = ax.contourf(xx, yy, proba[..., 1], levels=np.linspace(0, 1, 21), cmap=cmap, vmin=0, vmax=1,
+                            alpha=0.8)
+        ax.contour(xx, yy, proba[..., 1], levels=[0.5], colors="k", linewidths=1)
+    else:
+        cmap, vmax = plt.get_cmap("tab10", 10), 9
+        predicted = proba.argmax(-1)
+        image = ax.imshow(cmap(predicted / vmax), origin="lower", aspect="auto", alpha=0.5,
+                          extent=(xx.min(), xx.max(), yy.min(), yy.max()))
+        ax.imshow(np.dstack([np.ones_like(xx)] * 3 + [1 - proba.max(-1)]), origin="lower", aspect="auto",
+                  extent=(xx.min(), xx.max(), yy.min(), yy.max()))  # paler where the net is unsure
+        ax.contour(xx, yy, predicted, levels=np.arange(k) + 0.5, colors="k", linewidths=0.8)
+    for part, marker in (("train", "o"), ("test", "x")):
+        X, y = splits.X[part][:TEST_POINTS_SHOWN], splits.y[part][:TEST_POINTS_SHOWN]
+        label = part if len(X) == len(splits.y[part]) else f"{part} (first {len(X)} of {len(splits.y[part])})"
+        ax.scatter(X[:, 0], X[:, 1], c=y, cmap=cmap, vmin=0, vmax=vmax, marker=marker, s=14,
+                   edgecolors="k" if marker == "o" else None, linewidths=0.4 if marker == "o" else 1, label=label)
+    ax.set_xlim(xx.min(), xx.max())
+    ax.set_ylim(yy.min(), yy.max())
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return image
+
+
+def title(name: str, metrics: dict) -> str:
+    return f"{name}\ntrain {metrics['train']['accuracy']:.1%} / test {metrics['test']['accuracy']:.1%}"
+
+
+def save(fig, path: Path, tight: bool = True) -> None:
+    """tight=False for the figures every network gets: a tight bounding box
+    draws the figure twice, and their margins are set by hand instead."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight" if tight else None)
+    plt.close(fig)
+
+
+def decision_boundary(path: Path, proba: np.ndarray, grid, splits: Splits, name: str, metrics: dict) -> None:
+    """One network's predicted probabilities (rows, columns, classes) over the grid."""
+    fig, ax = plt.subplots(figsize=(5, 4.6))
+    fig.subplots_adjust(left=0.04, right=0.96, bottom=0.04, top=0.9)
+    image = draw(ax, proba, splits, grid, title(name, metrics))
+    if splits.n_classes == 2:
+        fig.colorbar(image, ax=ax, label="P(class 1)", ticks=[0, 0.25, 0.5, 0.75, 1])
+    ax.legend(loc="lower right", fontsize=8)
+    save(fig, path, tight=False)
+
+
+def decision_boundaries(path: Path, probas: dict[str, np.ndarray], grid, splits: Splits,
+                        metrics: dict[str, dict]) -> None:
+    """All recipes side by side, on the same axes and the same colour scale."""
+    fig, axes = plt.subplots(1, len(probas), figsize=(3.4 * len(probas) + 0.8, 3.6), squeeze=False)
+    for ax, (name, proba) in zip(axes[0], probas.items()):
+        image = draw(ax, proba, splits, grid, title(name, metrics[name]))
+    if splits.n_classes == 2:
+        fig.colorbar(image, ax=list(axes[0]), label="P(class 1)", ticks=[0, 0.5, 1], fraction=0.02)
+    save(fig, path)
+
+
+# --- figures for every data set -------------------------------------------------
+
+
+def confusion_matrix(path: Path, y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarray, name: str) -> None:
+    """Test-set counts, true class down, predicted class across."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    k = len(classes)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.45 * max(k, 4), 1.0 + 0.45 * max(k, 4)))
+    fig.subplots_adjust(left=0.2, right=0.95, bottom=0.2, top=0.88)
+    ConfusionMatrixDisplay.from_predictions(
+        y_true, y_pred, labels=np.arange(k), display_labels=[f"{c:g}" for c in classes], ax=ax, colorbar=False,
+        cmap="Blues",
+    )
+    ax.set_title(f"{name}: test confusion matrix", fontsize=9)
+    save(fig, path, tight=False)
+
+
+def weight_histogram(path: Path, weights: list[np.ndarray], name: str) -> None:
+    """Every weight matrix's values, log-scaled counts: L1's spike at zero,
+    L2's and max-norm's narrower spread show here."""
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.15, top=0.9)
+    values = [w.ravel() for w in weights]
+    edges = np.histogram_bin_edges(np.concatenate(values), bins=60)
+    for i, matrix in enumerate(values):  # outlines, one per matrix: cheaper to draw than bars
+        ax.stairs(np.histogram(matrix, edges)[0], edges, label=f"W{i + 1}")
+    ax.set_yscale("log")
+    ax.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())  # unlabeled minor ticks cost most of the drawing
+    ax.set_xlabel("weight value")
+    ax.set_ylabel("count")
+    ax.set_title(f"{name}: weights", fontsize=9)
+    ax.legend(fontsize=7)
+    save(fig, path, tight=False)
+
+
+def learning_curves(path: Path, curve: list[dict[str, float]], name: str) -> None:
+    """Train and dev loss and accuracy against the gradient step, as evaluated
+    during training: where dev stops improving, and how far train runs ahead."""
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3))
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.16, top=0.86, wspace=0.25)
+    steps = [point["step"] for point in curve]
+    for ax, quantity in zip(axes, ("loss", "accuracy")):
+        for part, style in (("train", "-"), ("dev", "--")):
+            key = f"{part}_{quantity}"
+            if curve and key in curve[0]:
+                ax.plot(steps, [point[key] for point in curve], style, label=part)
+        ax.set_xlabel("gradient step")
+        ax.set_ylabel(quantity)
+        if ax.lines:
+            ax.legend(fontsize=8)
+    fig.suptitle(f"{name}: learning curves", fontsize=9)
+    save(fig, path, tight=False)
+
+
+# --- figures for image data sets -------------------------------------------------
+
+
+def misclassified(path: Path, images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarray,
+                  shape: tuple[int, int], name: str, limit: int = 32) -> None:
+    """The first `limit` misclassified test images, titled true -> predicted."""
+    wrong = np.flatnonzero(y_true != y_pred)[:limit]
+    columns = 8
+    rows = max(1, -(-len(wrong) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.25 + 0.4), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, i in zip(axes.ravel(), wrong):
+        ax.imshow(images[i].reshape(shape), cmap="gray_r", vmin=0, vmax=1)
+        ax.set_title(f"{classes[y_true[i]]:g} → {classes[y_pred[i]]:g}", fontsize=8)
+    shown = f"first {len(wrong)} of" if len(wrong) < (y_true != y_pred).sum() else "all"
+    fig.suptitle(f"{name}: {shown} {(y_true != y_pred).sum()} misclassified test images (true → predicted)",
+                 fontsize=9)
+    save(fig, path)
+
+
+def first_layer_grid(axes_row, weights: np.ndarray, shape: tuple[int, int]) -> None:
+    """Each first-layer unit's incoming weights as an image, on a symmetric scale
+    shared by the row, so units of one network compare directly."""
+    scale = np.abs(weights).max() or 1.0
+    for ax in axes_row:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax, unit in zip(axes_row, weights):
+        ax.imshow(unit.reshape(shape), cmap="RdBu_r", vmin=-scale, vmax=scale)
+
+
+def first_layer_weights(path: Path, weights: np.ndarray, shape: tuple[int, int], name: str, limit: int = 32) -> None:
+    """The first `limit` units' incoming weights (units, pixels), each as an image."""
+    weights = weights[:limit]
+    columns = 8
+    rows = -(-len(weights) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.0, rows * 1.0 + 0.4), squeeze=False)
+    first_layer_grid(axes.ravel(), weights, shape)
+    fig.suptitle(f"{name}: first-layer weights of {len(weights)} units (red +, blue −)", fontsize=9)
+    save(fig, path)
+
+
+def first_layer_comparison(path: Path, weights: dict[str, np.ndarray], shape: tuple[int, int], units: int = 10
+                           ) -> None:
+    """One row per recipe: the first units' incoming weights, for the report."""
+    fig, axes = plt.subplots(len(weights), units, figsize=(units * 0.9 + 1.5, len(weights) * 0.95), squeeze=False)
+    for row, (recipe, first_layer) in zip(axes, weights.items()):
+        first_layer_grid(row, first_layer[:units], shape)
+        row[0].set_ylabel(recipe, rotation=0, ha="right", va="center", fontsize=8)
+    fig.suptitle("first-layer weights per recipe (each row on its own symmetric scale)", fontsize=9)
+    save(fig, path)
+
+
+def warm_up() -> None:
+    """Draw one small figure of every kind the stages draw, into memory.
+
+    The warm worker (pipeline.warm) calls this before it forks stages: fonts,
+    text layout, mathtext tick labels and scikit-learn's display then come
+    ready-made in every stage, which saves about two seconds per stage.
+    Pure numpy: the worker must not start torch's thread pools before forking."""
+    import io
+
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    rng = np.random.default_rng(0)
+    fig, axes = plt.subplots(1, 3, figsize=(6, 2))
+    axes[0].stairs(np.arange(10) + 1, np.arange(11), label="W1")
+    axes[0].set_yscale("log")
+    axes[0].legend(fontsize=7)
+    grid = np.meshgrid(np.linspace(0, 1, 5), np.linspace(0, 1, 5))
+    image = axes[1].contourf(*grid, grid[0], levels=np.linspace(0, 1, 21), cmap=CMAP)
+    axes[1].contour(*grid, grid[0], levels=[0.5], colors="k")
+    fig.colorbar(image, ax=axes[1])
+    axes[0].plot([0, 1], [1, 0], "--", label="dev")
+    axes[2].imshow(grid[0], cmap="gray_r")
+    ConfusionMatrixDisplay.from_predictions([0, 1, 1], [0, 1, 0], ax=axes[2], colorbar=False)
+    fig.suptitle("warm-up → −", fontsize=9)
+    fig.savefig(io.BytesIO(), format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+# --- regularization paths ---------------------------------------------------------
+
+PART_STYLES = {"train": ("tab:blue", "-"), "dev": ("tab:orange", "--"), "test": ("tab:green", ":")}
+STATISTIC_LABELS = {"squared_weight_sum": "sum of squared weights", "sparsity": "sparsity (share |w| < threshold)",
+                    "max_column_norm": "largest incoming-weight norm"}
+
+
+def regularization_path(path: Path, summary: list[dict], title: str, swept: str, statistic: str,
+                        selected: float | None) -> None:
+    """Accuracy and loss of train, dev and test against the swept value (log
+    axis), each a mean line in a band of its 95% interval over seeds; the
+    weight statistic the technique acts on below; the value chosen on dev marked."""
+    strengths = np.array([s["strength"] for s in summary])
+    fig, axes = plt.subplots(3, 1, figsize=(6, 8), sharex=True, height_ratios=[3, 2, 2])
+    fig.subplots_adjust(left=0.13, right=0.97, bottom=0.07, top=0.94, hspace=0.08)
+
+    def band(ax, key, color, style, label):
+        estimates = [s[key] for s in summary]
+        if estimates[0] is None:
+            return
+        mean = np.array([e["mean"] for e in estimates])
+        ax.plot(strengths, mean, style, color=color, marker="o", markersize=3, label=label)
+        if estimates[0]["ci95_low"] is not None:
+            ax.fill_between(strengths, [e["ci95_low"] for e in estimates], [e["ci95_high"] for e in estimates],
+                            color=color, alpha=0.2, linewidth=0)
+
+    for ax, quantity in zip(axes, ("accuracy", "loss")):
+        for part, (color, style) in PART_STYLES.items():
+            band(ax, f"{part}_{quantity}", color, style, part)
+        ax.set_ylabel(quantity)
+        ax.legend(fontsize=8)
+    band(axes[2], statistic, "tab:gray", "-", statistic)
+    axes[2].set_ylabel(STATISTIC_LABELS.get(statistic, statistic), fontsize=8)
+    axes[2].set_xlabel(swept)
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.grid(alpha=0.3)
+        if selected is not None:
+            ax.axvline(selected, color="k", linewidth=0.8, linestyle="-.")
+    if selected is not None:
+        axes[0].annotate(f"chosen on dev: {selected:g}", (selected, 1), xycoords=("data", "axes fraction"),
+                         xytext=(3, -12), textcoords="offset points", fontsize=8)
+    n = summary[0]["train_accuracy"]["n"]
+    fig.suptitle(f"{title}: mean and 95% interval over {n} seeds", fontsize=10)
+    save(fig, path, tight=False)
+
+
+def network_figures(directory: Path, name: str, splits: Splits, document: dict, curve: list[dict],
+                    weights: list[np.ndarray], y_pred: np.ndarray, proba: np.ndarray | None, grid) -> None:
+    """The figures of one evaluated network that fit its data: learning curves,
+    confusion matrix and weight histogram for all; a decision boundary
+    (proba over grid) for points in the plane; misclassified test images and
+    first-layer weights for images."""
+    X_test, y_test = splits.X["test"], splits.y["test"]
+    learning_curves(directory / "learning_curves.png", curve, name)
+    confusion_matrix(directory / "confusion_matrix.png", y_test, y_pred, splits.classes, name)
+    weight_histogram(directory / "weight_histogram.png", weights, name)
+    if proba is not None:
+        decision_boundary(directory / "decision_boundary.png", proba, grid, splits, name, document)
+    if splits.image_shape is not None:
+        shape = splits.image_shape
+        misclassified(directory / "misclassified.png", X_test, y_test, y_pred, splits.classes, shape, name)
+        first_layer_weights(directory / "first_layer_weights.png", weights[0].T, shape, name)
+
+
+def every_network_figures(jobs: list[tuple]) -> None:
+    """network_figures(*job) for every job, spread over the machine's cores:
+    drawing is most of an evaluation's time, and one core would sit idle.
+    Forked workers inherit the loaded libraries; the jobs are plain arrays."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    workers = min(len(jobs), os.cpu_count() or 1)
+    if workers < 2:
+        for job in jobs:
+            network_figures(*job)
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        for _ in pool.map(_draw, jobs):  # re-raises a worker's error here
+            pass
+
+
+def _draw(job: tuple) -> None:
+    network_figures(*job)
+
+
+def weight_matrices(net: StackedNetwork, k: int) -> list[np.ndarray]:
+    """Network k's weight matrices, (in, out) each, as float64 arrays."""
+    return [layer.weight[k].detach().double().numpy() for layer in net.linear_layers()]

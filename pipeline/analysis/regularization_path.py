@@ -1,0 +1,62 @@
+"""A regularization path's numbers: one row per (strength, seed), their
+means and intervals over seeds per strength, and the strength chosen on dev."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from pipeline.analysis.statistics import interval
+
+MEASURES = ["train_accuracy", "dev_accuracy", "test_accuracy", "train_loss", "dev_loss", "test_loss"]
+
+
+def rows(values: list[float], seeds: list[int], documents: list[dict], statistic: str) -> list[dict]:
+    """One row per network, the networks ordered value by value, seed by seed."""
+    table = []
+    for (value, seed), document in zip(((v, s) for v in values for s in seeds), documents):
+        row = {"strength": value, "seed": seed}
+        for measure in MEASURES:
+            part, name = measure.split("_")
+            row[measure] = document[part][name] if part in document else None
+        table.append(row | {statistic: document["weights"][statistic]})
+    return table
+
+
+def to_csv(table: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(table[0]), lineterminator="\n")
+    writer.writeheader()
+    for row in table:
+        writer.writerow({key: "" if value is None else value for key, value in row.items()})
+    return out.getvalue()
+
+
+def from_csv(text: str) -> list[dict]:
+    def parsed(key: str, value: str):
+        if value == "":
+            return None
+        return int(value) if key == "seed" else float(value)
+
+    return [{key: parsed(key, value) for key, value in row.items()} for row in csv.DictReader(io.StringIO(text))]
+
+
+def by_strength(table: list[dict]) -> list[dict]:
+    """Per strength, in grid order: each column's mean and 95% interval over seeds."""
+    strengths = list(dict.fromkeys(row["strength"] for row in table))
+    columns = [key for key in table[0] if key not in ("strength", "seed")]
+    summary = []
+    for strength in strengths:
+        group = [row for row in table if row["strength"] == strength]
+        summary.append({"strength": strength} | {
+            column: interval([row[column] for row in group]) if group[0][column] is not None else None
+            for column in columns})
+    return summary
+
+
+def select(summary: list[dict]) -> dict | None:
+    """The strength chosen on dev: the highest mean dev accuracy, ties broken
+    by the lower mean dev loss, then by grid order. None without a dev set."""
+    if summary[0]["dev_accuracy"] is None:
+        return None
+    return max(summary, key=lambda s: (s["dev_accuracy"]["mean"], -s["dev_loss"]["mean"]))

@@ -1,0 +1,158 @@
+"""The report's content: per recipe, intervals over seeds, the paired
+difference against the baseline, a diagnosis and a key figure; the recipe
+and path strengths chosen on dev; and the markdown page."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.analysis.statistics import binomial_half_width, interval, paired_difference, verdict
+from pipeline.core.config import ReportConfig
+from pipeline.techniques import TECHNIQUES
+
+PARTS = ("train", "dev", "test")
+
+
+def diagnose(train_accuracy: float, held_out_accuracy: float, thresholds: ReportConfig) -> str:
+    """Bias from the train error, variance from the gap between train error
+    and held-out (dev, else test) error."""
+    train_error = 1 - train_accuracy
+    gap = (1 - held_out_accuracy) - train_error
+    # rounded: accuracies are ratios of counts, and 0.15 - 0.10 must not exceed 0.05
+    high_bias = round(train_error, 9) > thresholds.high_bias_error
+    high_variance = round(gap, 9) > thresholds.high_variance_gap
+    if high_bias and high_variance:
+        return "high bias and high variance"
+    if high_bias:
+        return "high bias (underfitting)"
+    if high_variance:
+        return "high variance (overfitting)"
+    return "appropriate"
+
+
+def mean_document(runs: list[dict]) -> dict:
+    """One metrics document from a recipe's seeds: the mean of every number."""
+    return {part: {name: float(np.mean([r[part][name] for r in runs])) for name in runs[0][part]}
+            for part in (*PARTS, "weights", "training") if part in runs[0]}
+
+
+def key_figure(recipe, mean: dict) -> str:
+    """What each technique of the recipe did; for the baseline, the figures the others are compared with."""
+    names = recipe.techniques()
+    if not names:
+        weights = mean["weights"]
+        return f"sum W^2 {weights['squared_weight_sum']:.1f}, max column norm {weights['max_column_norm']:.2f}"
+    return "; ".join(dict.fromkeys(TECHNIQUES[n].key_figure(getattr(recipe, n), mean) for n in names))
+
+
+def accuracies(runs: list[dict], part: str) -> list[float] | None:
+    return [r[part]["accuracy"] for r in runs] if part in runs[0] else None
+
+
+def summarize(metrics: dict[str, list[dict]], suite: dict, thresholds: ReportConfig) -> dict:
+    """Per recipe, runs in the same seed order for every recipe."""
+    baseline = next((name for name in metrics if not suite[name].techniques()), None)
+    held_out = "dev" if "dev" in next(iter(metrics.values()))[0] else "test"
+    summary = {}
+    for name, runs in metrics.items():
+        mean = mean_document(runs)
+        row = {"seeds": len(runs)}
+        for part in PARTS:
+            values = accuracies(runs, part)
+            row[f"{part}_accuracy"] = interval(values) if values else None
+        row["test_loss"] = interval([r["test"]["loss"] for r in runs])
+        row["generalization_gap"] = interval(np.subtract(accuracies(runs, "train"), accuracies(runs, "test")))
+        if baseline is not None and name != baseline:
+            difference = paired_difference(accuracies(runs, "test"), accuracies(metrics[baseline], "test"))
+            row["test_accuracy_vs_baseline"] = difference
+            row["verdict"] = verdict(difference)
+        row["diagnosis"] = diagnose(mean["train"]["accuracy"], mean[held_out]["accuracy"], thresholds)
+        row["key_figure"] = key_figure(suite[name], mean)
+        row |= {k: mean["weights"][k] for k in ("sparsity", "max_column_norm", "squared_weight_sum")}
+        summary[name] = row
+    return summary
+
+
+def selected_on_dev(metrics: dict[str, list[dict]]) -> dict | None:
+    """The recipe with the best mean dev accuracy, and the recipes whose paired
+    dev difference from it is not separated from 0. None without a dev set."""
+    if "dev" not in next(iter(metrics.values()))[0]:
+        return None
+    best = max(metrics, key=lambda name: np.mean(accuracies(metrics[name], "dev")))
+    tied = [name for name in metrics if name != best and verdict(
+        paired_difference(accuracies(metrics[name], "dev"), accuracies(metrics[best], "dev"))) == "not separated"]
+    return {"recipe": best, "not_separated_on_dev": tied}
+
+
+# --- markdown --------------------------------------------------------------------
+
+
+def pct(estimate: dict | None) -> str:
+    if estimate is None:
+        return "n/a"
+    if estimate["ci95_low"] is None:
+        return f"{estimate['mean']:.1%}"
+    return f"{estimate['mean']:.1%} [{estimate['ci95_low'] * 100:.1f}, {estimate['ci95_high'] * 100:.1f}]"
+
+
+def points(estimate: dict | None) -> str:
+    """A difference of accuracies in percentage points, with its interval."""
+    if estimate is None:
+        return "—"
+    if estimate["ci95_low"] is None:
+        return f"{estimate['mean'] * 100:+.1f} pts"
+    return f"{estimate['mean'] * 100:+.1f} [{estimate['ci95_low'] * 100:+.1f}, {estimate['ci95_high'] * 100:+.1f}] pts"
+
+
+VERDICTS = {"higher": "higher than baseline", "lower": "lower than baseline", "not separated": "not separated"}
+
+
+def markdown(dataset: str, summary: dict[str, dict], selection: dict | None, paths: dict[str, dict],
+             test_size: int, thresholds: ReportConfig, figure: str | None) -> str:
+    seeds = max(row["seeds"] for row in summary.values())
+    typical = next(iter(summary.values()))["test_accuracy"]["mean"]
+    lines = [
+        f"# {dataset}: regularization recipes compared over {seeds} seed{'s' * (seeds > 1)}",
+        "",
+        f"Test set: {test_size} examples, so sampling the test set alone moves an accuracy near {typical:.0%} by "
+        f"about ±{binomial_half_width(typical, test_size) * 100:.1f} points (95%). Brackets are 95% t-intervals "
+        "over seeds (initialization, minibatch order, masks, noise) on these fixed splits; *test vs baseline* is "
+        "the paired difference, seed by seed. *Not separated* means its interval includes 0: the evidence does "
+        "not tell the two apart, so they are not ranked.",
+        "",
+        "| recipe | train acc | dev acc | test acc | test vs baseline | verdict | gap (train − test) | diagnosis "
+        "| key figure |",
+        "|---|---:|---:|---:|---:|---|---:|---|---|",
+    ]
+    for name, row in summary.items():
+        lines.append(
+            f"| {name} | {pct(row['train_accuracy'])} | {pct(row['dev_accuracy'])} | {pct(row['test_accuracy'])} "
+            f"| {points(row.get('test_accuracy_vs_baseline'))} | {VERDICTS.get(row.get('verdict'), '—')} "
+            f"| {row['generalization_gap']['mean'] * 100:+.1f} pts | {row['diagnosis']} | {row['key_figure']} |")
+    lines += [""]
+    if selection is not None:
+        best = summary[selection["recipe"]]
+        tied = ", ".join(selection["not_separated_on_dev"]) or "none"
+        lines += [f"**Chosen on dev: {selection['recipe']}** (dev {pct(best['dev_accuracy'])}); on test it scores "
+                  f"{pct(best['test_accuracy'])}. Not separated from it on dev (paired): {tied}.", ""]
+    if paths:
+        lines += ["## Regularization paths", "",
+                  "Each technique alone, its strength swept over a grid, every value trained on every seed; the value "
+                  "is chosen on dev (highest mean dev accuracy), then reported on test.", "",
+                  "| path | swept | chosen on dev | dev acc | test acc | figure |", "|---|---|---:|---:|---:|---|"]
+        for name, path in paths.items():
+            lines.append(f"| {name} | {path['sweeps']} | {path['selected']:g} | {pct(path['dev_accuracy'])} "
+                         f"| {pct(path['test_accuracy'])} | [paths/{name}.png](paths/{name}.png) |")
+        lines += [""]
+    lines += [
+        f"Diagnosis (of the means): high bias when the train error exceeds {thresholds.high_bias_error:.0%}; high "
+        f"variance when the dev error exceeds the train error by more than {thresholds.high_variance_gap:.0%} "
+        "(test error when there is no dev set). Thresholds: `report` in params.yaml. Sparsity: share of weights with "
+        "|w| below `analysis.sparsity_threshold`; column norm: norm of a neuron's incoming weights. Intervals are "
+        f"per comparison: were all {len(summary) - 1} recipes no different from the baseline, at least one verdict "
+        f"would still claim a difference in {1 - 0.95 ** (len(summary) - 1):.0%} of reports.",
+        "",
+    ]
+    if figure:
+        lines += [f"![{figure.rsplit('/', 1)[-1].removesuffix('.png').replace('_', ' ')} (first seed)]({figure})", ""]
+    return "\n".join(lines)

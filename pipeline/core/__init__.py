@@ -1,0 +1,2 @@
+"""What every stage shares: the parameter schema, errors, atomic writes and
+output paths."""

@@ -1,0 +1,46 @@
+"""Where the stages put what they make: one place for the paths that dvc.yaml declares."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def model_dir(dataset: str, recipe: str) -> Path:
+    """The train stage's outputs: model.pt (every seed's network), training.json, history.csv."""
+    return Path("models") / dataset / recipe
+
+
+def model_path(dataset: str, recipe: str) -> Path:
+    return model_dir(dataset, recipe) / "model.pt"
+
+
+def training_record_path(dataset: str, recipe: str) -> Path:
+    """Per seed: its MLflow run id, the steps it took, its techniques' figures."""
+    return model_dir(dataset, recipe) / "training.json"
+
+
+def history_path(dataset: str, recipe: str) -> Path:
+    """Per seed, the learning curves: train and dev loss and accuracy every eval_every steps."""
+    return model_dir(dataset, recipe) / "history.csv"
+
+
+def metrics_path(dataset: str, recipe: str, seed: int) -> Path:
+    return Path("metrics") / dataset / recipe / f"seed_{seed}.json"
+
+
+def figures_dir(dataset: str, recipe: str, seed: int) -> Path:
+    """The evaluate stage's figures (decision boundary, confusion matrix, ...)."""
+    return Path("plots") / dataset / recipe / f"seed_{seed}"
+
+
+def report_dir(dataset: str) -> Path:
+    return Path("reports") / dataset
+
+
+def paths_dir(dataset: str) -> Path:
+    """The path stage's outputs: per path, <path>.csv (a row per strength and seed) and <path>.png."""
+    return report_dir(dataset) / "paths"
+
+
+def path_table(dataset: str, path: str) -> Path:
+    return paths_dir(dataset) / f"{path}.csv"

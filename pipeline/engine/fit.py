@@ -1,0 +1,93 @@
+"""fit(): train K networks of one architecture at once, one Lightning Trainer for all."""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from dataclasses import dataclass
+
+import pytorch_lightning as pl
+import torch
+
+from pipeline.core.config import ModelConfig, TrainerConfig
+from pipeline.data.splits import Splits
+from pipeline.engine.module import BatchTraining
+from pipeline.engine.network import StackedNetwork, as_tensors, make_network
+from pipeline.techniques import Batch, RecipeConfig
+
+for _name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+# Raised by Lightning's own internals with current torch; nothing for users to act on.
+warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")
+
+
+@dataclass(frozen=True)
+class Member:
+    """One of the K networks: its seed, its recipe, and how messages name it."""
+
+    seed: int
+    recipe: RecipeConfig
+    label: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.label or f"seed {self.seed}"
+
+
+@dataclass
+class FitResult:
+    net: StackedNetwork  # the K trained networks, in evaluation mode
+    batch: Batch
+    steps: list[int]  # per network: where it stopped (max_steps unless a rule stopped it)
+    curves: list[list[dict[str, float]]]  # per network: its evaluations, step 0 first
+    figures: list[dict[str, float]]  # per network: initial_cost and its techniques' figures
+
+
+def dtype_of(trainer: TrainerConfig) -> torch.dtype:
+    return torch.float64 if trainer.precision == "64-true" else torch.float32
+
+
+def fit(members: list[Member], model: ModelConfig, trainer: TrainerConfig, splits: Splits,
+        callbacks: list[pl.Callback] = ()) -> FitResult:
+    """Train one network per member; a network's result depends only on its own
+    member, data and config, not on the others, and is the same bit for bit
+    on the same machine."""
+    dtype = dtype_of(trainer)
+    batch = Batch(seeds=tuple(m.seed for m in members), n_features=splits.n_features, hidden=tuple(model.hidden),
+                  n_train=len(splits.y["train"]), dtype=dtype, image_shape=splits.image_shape)
+    net, techniques = make_network(batch, splits.n_classes, model, [m.recipe for m in members])
+    module = BatchTraining(net, techniques, trainer, batch,
+                           train=as_tensors(splits.X["train"], splits.y["train"], dtype),
+                           dev=as_tensors(splits.X["dev"], splits.y["dev"], dtype),
+                           labels=[m.name for m in members])
+    # deterministic=True switches torch's global deterministic mode on, which
+    # also fills every new tensor with NaN in case it is read uninitialized; no
+    # op here does that, and the filling cost a tenth of the training time.
+    # Both flags go back afterwards: fit() leaves no global state behind.
+    previous = torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory
+    lightning = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=math.ceil(trainer.max_steps / trainer.eval_every),  # an epoch is eval_every steps
+        logger=False,
+        callbacks=list(callbacks),
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        deterministic=True,
+        precision=trainer.precision,
+    )
+    try:
+        torch.utils.deterministic.fill_uninitialized_memory = False
+        lightning.fit(module)
+    finally:
+        torch.use_deterministic_algorithms(previous[0])
+        torch.utils.deterministic.fill_uninitialized_memory = previous[1]
+    net.eval()
+    technique_figures = [t.figures() for t in techniques]
+    figures = [{"initial_cost": module.initial_cost[k].item()} | {key: value for per_technique in technique_figures
+                                                                   for key, value in per_technique[k].items()}
+               for k in range(batch.k)]
+    return FitResult(net, batch, [int(s) for s in module.stopped_step], module.curves(), figures)

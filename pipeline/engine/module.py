@@ -1,0 +1,173 @@
+"""The LightningModule that trains K networks at once on in-memory tensors.
+
+The data sets are tiny, so framework overhead, not arithmetic, sets the pace.
+One Lightning batch therefore runs `trainer.eval_every` optimizer steps on
+tensors that never leave memory, and Lightning's per-batch machinery
+(hooks, validation, logging) runs once per evaluation instead of once per
+step. Each network's loss is its own mean, and the optimizer's update is
+elementwise (SGD, Adam), so the sum of the K losses trains K independent
+networks, each with its own optimizer state.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from pipeline.core.config import TrainerConfig
+from pipeline.core.errors import PipelineError
+from pipeline.engine.network import StackedNetwork
+from pipeline.techniques import Batch, Technique
+
+# Fused Adam updates every parameter in one kernel (elementwise as always, so
+# each network keeps its own state): 14% faster at K = 5. For plain SGD the
+# per-tensor update is faster.
+OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": functools.partial(torch.optim.Adam, fused=True)}
+CURVES = ("train_loss", "train_accuracy", "dev_loss", "dev_accuracy")
+
+
+class DivergenceError(PipelineError):
+    pass
+
+
+class BatchTraining(pl.LightningModule):
+    def __init__(self, net: StackedNetwork, techniques: list[Technique], config: TrainerConfig, batch: Batch,
+                 train: tuple[torch.Tensor, torch.Tensor], dev: tuple[torch.Tensor, torch.Tensor],
+                 labels: list[str]):
+        super().__init__()
+        self.net, self.techniques, self.config = net, techniques, config
+        self.train_data = (train[0], net.targets(train[1]))
+        self.full_batch = (train[0].expand(net.k, *train[0].shape), self.train_data[1])
+        self.dev_data = dev
+        self.labels = labels  # how errors name each network ("seed 3")
+        self.automatic_optimization = False  # we step many times per Lightning batch
+        self.shuffles = batch.streams("minibatch order")
+        self.orders: torch.Tensor | None = None
+        self.cursor = 0
+        self.steps = 0
+        self.running = torch.ones(batch.k, dtype=torch.bool)  # not stopped by a technique's rule
+        self.stopped_step = torch.full((batch.k,), -1)
+        self.frozen: list[tuple[torch.Tensor, torch.Tensor]] = []  # (tensor, its values when stopped)
+        self.initial_cost: torch.Tensor | None = None
+        self.history: list[tuple[int, dict[str, torch.Tensor]]] = []
+
+    # --- data: one Lightning batch is eval_every optimizer steps ------------
+    def train_dataloader(self):
+        return DataLoader([0], batch_size=None)
+
+    def val_dataloader(self):
+        return DataLoader([0], batch_size=None)
+
+    def configure_optimizers(self):
+        return OPTIMIZERS[self.config.optimizer](self.net.parameters(), lr=self.config.lr)
+
+    # --- training ------------------------------------------------------------
+    def minibatch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each network's next minibatch from its own shuffled order, (K, size,
+        features) and (K, size); or the whole training set, shared."""
+        x, y = self.train_data
+        size, n = self.config.batch_size, len(y)
+        if size is None or size >= n:
+            return self.full_batch
+        if self.orders is None or self.cursor + size > n:
+            self.orders = self.shuffles.draw(lambda g: torch.randperm(n, generator=g))
+            self.cursor = 0
+        index = self.orders[:, self.cursor:self.cursor + size]
+        self.cursor += size
+        return x[index], y[index]
+
+    def objective(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per network, (K,): its mean data loss plus its penalties."""
+        loss = self.net.loss(self.net(x), y)
+        for technique in self.techniques:
+            if (penalty := technique.penalty(self.net)) is not None:
+                loss = loss + penalty
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        # Lightning's optimizer wrapper and manual_backward cost more than a
+        # step of these networks; on the CPU at full precision they do nothing
+        # more than the plain torch calls. Locals keep the loop lean.
+        optimizer, net, techniques, lr = self.optimizers().optimizer, self.net, self.techniques, self.config.lr
+        decays = [(p, c.view(-1, *[1] * (p.dim() - 1))) for t in techniques for p, c in t.decay(net)]
+        ones = torch.ones(net.k, dtype=net.dtype)
+        chunk = min(self.config.eval_every, self.config.max_steps - self.steps)
+        for _ in range(chunk):
+            x, y = self.minibatch()
+            for technique in techniques:
+                x = technique.augment(x)
+            loss = self.objective(x, y)
+            if self.initial_cost is None:
+                # the objective before any update, penalties and dropout included:
+                # the course notebooks' "cost after iteration 0"
+                self.initial_cost = loss.detach().clone()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward(ones)  # d(sum of the K losses): each network gets its own loss's gradient
+            if decays:
+                with torch.no_grad():
+                    for parameter, coefficient in decays:  # decoupled, before the step, as AdamW
+                        parameter.mul_(1 - lr * coefficient)
+            optimizer.step()
+            for technique in techniques:
+                technique.constrain(net)
+            if self.frozen:
+                self._hold_frozen()
+        self.steps += chunk
+
+    @torch.no_grad()
+    def _hold_frozen(self) -> None:
+        """Put stopped networks back where they stopped: the batch's optimizer moved them too."""
+        for tensor, values in self.frozen:
+            tensor[~self.running] = values[~self.running]
+
+    # --- evaluation ------------------------------------------------------------
+    def measure(self) -> dict[str, torch.Tensor]:
+        metrics = {}
+        for part, (x, y) in (("train", self.train_data), ("dev", self.dev_data)):
+            if len(y):
+                metrics |= {f"{part}_{name}": value for name, value in self.net.measure(x, y).items()}
+        return metrics
+
+    def on_train_start(self) -> None:
+        self.history.append((0, self.measure()))
+
+    def validation_step(self, batch, batch_idx):
+        metrics = self.measure()
+        # Runs after every chunk of steps; once non-finite, weights stay so, so
+        # checking here catches every divergence.
+        diverged = self.running & ~torch.isfinite(metrics["train_loss"])
+        if diverged.any():
+            k = int(diverged.nonzero()[0])
+            raise DivergenceError(
+                f"training diverged ({self.labels[k]}): the train loss is {metrics['train_loss'][k].item()} at step "
+                f"{self.steps}; lower trainer.lr or the regularization strengths")
+        self.history.append((self.steps, metrics))
+        for technique in self.techniques:
+            stop = technique.evaluated(self.steps, metrics, self.net)
+            if stop is not None and (stop & self.running).any():
+                self._freeze(stop & self.running)
+        if self.steps >= self.config.max_steps or not self.running.any():
+            self.trainer.should_stop = True
+
+    @torch.no_grad()
+    def _freeze(self, stop: torch.Tensor) -> None:
+        if not self.frozen:
+            self.frozen = [(tensor, tensor.detach().clone()) for tensor in self.net.state_dict().values()]
+        for tensor, values in self.frozen:
+            values[stop] = tensor[stop]
+        self.running &= ~stop
+        self.stopped_step[stop] = self.steps
+
+    def on_train_end(self) -> None:
+        for technique in self.techniques:
+            technique.finish(self.net, self.steps)
+        self.stopped_step = torch.where(self.stopped_step < 0, self.steps, self.stopped_step)
+
+    def curves(self) -> list[list[dict[str, float]]]:
+        """Per network, its evaluations up to where it stopped: [{"step": s, "train_loss": ...}, ...]."""
+        return [[{"step": step, **{name: value[k].item() for name, value in metrics.items()}}
+                 for step, metrics in self.history if step <= self.stopped_step[k]]
+                for k in range(self.net.k)]

@@ -1,0 +1,164 @@
+"""K multilayer perceptrons of one architecture as one module: every weight
+matrix is stacked to (K, out, in), so one batched matrix product runs all K.
+
+The techniques of the recipe shape the layers (dropout, batch norm); each
+network has its own initialization, drawn from its own seed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from pipeline.core.config import ModelConfig
+from pipeline.techniques import Batch, Technique
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "leaky_relu": nn.LeakyReLU}
+
+
+def as_tensors(X, y, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.as_tensor(X, dtype=dtype), torch.as_tensor(y, dtype=torch.long)
+
+
+class StackedLinear(nn.Module):
+    """K linear layers: (K, m, in) -> (K, m, out). Weights are stored (K, in,
+    out), as the papers write W, so a neuron's incoming weights are a column;
+    biases (K, 1, out), ready to broadcast over the m examples."""
+
+    def __init__(self, k: int, fan_in: int, fan_out: int, dtype: torch.dtype):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(k, fan_in, fan_out, dtype=dtype))
+        self.bias = nn.Parameter(torch.zeros(k, 1, fan_out, dtype=dtype))
+        # A layer with one output (or one input) is a product and a sum: BLAS
+        # computes a lone matrix-vector product (K = 1) with other roundings than
+        # a batch of them, and a network's result must not depend on K.
+        self.elementwise = fan_out == 1 or fan_in == 1
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        if not self.elementwise:
+            return torch.baddbmm(self.bias, h, self.weight)
+        if self.weight.shape[2] == 1:
+            return (h * self.weight.transpose(1, 2)).sum(-1, keepdim=True) + self.bias
+        return h * self.weight + self.bias
+
+
+class StackedNetwork(nn.Sequential):
+    """[input dropout] then, per hidden layer, linear -> [batch norm] ->
+    activation [-> batch norm] [-> dropout]; then a linear output.
+
+    Input (m, features), shared by all K, or (K, m, features); output (K, m,
+    logits). Two classes get one output unit (a logit, sigmoid at prediction
+    time), more classes one logit per class (softmax).
+    """
+
+    def __init__(self, batch: Batch, n_classes: int, model: ModelConfig, techniques: list[Technique]):
+        def added(position: str, index: int, units: int) -> list[nn.Module]:
+            return [layer for t in techniques if (layer := t.layer(position, index, units)) is not None]
+
+        layers = added("input", -1, batch.n_features)
+        sizes = [batch.n_features, *batch.hidden]
+        for index, (fan_in, fan_out) in enumerate(zip(sizes, sizes[1:])):
+            layers += [StackedLinear(batch.k, fan_in, fan_out, batch.dtype), *added("before_activation", index, fan_out),
+                       ACTIVATIONS[model.activation](), *added("after_activation", index, fan_out)]
+        layers.append(StackedLinear(batch.k, sizes[-1], 1 if n_classes == 2 else n_classes, batch.dtype))
+        super().__init__(*layers)
+        self.layers = tuple(layers)
+        self.k, self.n_classes, self.dtype = batch.k, n_classes, batch.dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2:
+            x = x.expand(self.k, *x.shape)
+        # Each layer's forward directly: Module.__call__'s hook handling costs
+        # more than these small layers' arithmetic, and no hooks are set.
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def targets(self, y: torch.Tensor) -> torch.Tensor:
+        """Class indices as the loss takes them: the logits' dtype for two classes, once, not every step."""
+        return y.to(self.dtype) if self.n_classes == 2 else y
+
+    def linear_layers(self) -> list[StackedLinear]:
+        return [m for m in self if isinstance(m, StackedLinear)]
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per network, (K,): mean cross-entropy of its logits (K, m, ·) against
+        class indices, (m,) shared or (K, m)."""
+        k, m, outputs = logits.shape
+        y = y.expand(k, m)
+        if self.n_classes == 2:
+            losses = nn.functional.binary_cross_entropy_with_logits(logits[..., 0], y.to(logits.dtype), reduction="none")
+        else:
+            losses = nn.functional.cross_entropy(logits.reshape(k * m, outputs), y.reshape(-1), reduction="none")
+        return losses.view(k, m).mean(1)
+
+    def predict(self, logits: torch.Tensor) -> torch.Tensor:
+        """Class indices (K, m) from logits: threshold 0.5 (logit 0) or argmax."""
+        if self.n_classes == 2:
+            return (logits[..., 0] > 0).long()
+        return logits.argmax(-1)
+
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities (K, m, classes); for two classes column 1 is P(class 1)."""
+        logits = self(x)
+        if self.n_classes == 2:
+            p = torch.sigmoid(logits)
+            return torch.cat([1 - p, p], dim=-1)
+        return torch.softmax(logits, dim=-1)
+
+    @torch.no_grad()
+    def measure(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per network, (K,): mean loss and accuracy (a fraction) on (x, y), in evaluation mode."""
+        was_training = self.training
+        self.eval()
+        logits = self(x)
+        metrics = {"loss": self.loss(logits, y), "accuracy": (self.predict(logits) == y).double().mean(1)}
+        self.train(was_training)
+        return metrics
+
+
+@torch.no_grad()
+def initialize(net: StackedNetwork, batch: Batch, scheme: str, numpy_seed: int | None = None) -> None:
+    """Weights drawn from N(0, 1/d) with d set by the scheme, each network from
+    its own seed's stream; biases zero. With numpy_seed, every network gets the
+    course notebooks' draws exactly: np.random.seed(numpy_seed), then
+    randn(fan_out, fan_in) / sqrt(d) per layer."""
+    streams = batch.streams("init")
+    rng = np.random.RandomState(numpy_seed) if numpy_seed is not None else None
+    for layer in net.linear_layers():
+        k, fan_in, fan_out = layer.weight.shape
+        variance_denominator = {"he": fan_in / 2, "xavier": (fan_in + fan_out) / 2, "randn_sqrt_fan_in": fan_in}[scheme]
+        if rng is not None:  # the notebooks' W is (out, in)
+            layer.weight.copy_(torch.from_numpy(rng.randn(fan_out, fan_in).T / np.sqrt(variance_denominator)))
+        else:
+            std = math.sqrt(1 / variance_denominator)
+            layer.weight.copy_(streams.draw(lambda g: torch.empty(fan_in, fan_out, dtype=batch.dtype).normal_(
+                0.0, std, generator=g)))
+        layer.bias.zero_()
+
+
+def make_network(batch: Batch, n_classes: int, model: ModelConfig, recipes: list) -> tuple[StackedNetwork, list]:
+    """K initialized networks of the model's architecture shaped by the recipes
+    (one per network, sharing their techniques), and those techniques."""
+    from pipeline.techniques import build
+
+    techniques = build(recipes, batch)
+    net = StackedNetwork(batch, n_classes, model, techniques)
+    initialize(net, batch, model.init, model.numpy_init_seed)
+    return net, techniques
+
+
+class Probabilities(nn.Module):
+    """One network as MLflow serves it: (n, features) -> class probabilities (n, classes)."""
+
+    def __init__(self, net: StackedNetwork):
+        super().__init__()
+        if net.k != 1:
+            raise ValueError(f"serve one network at a time, not {net.k}")
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.predict_proba(x)[0]

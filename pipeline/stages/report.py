@@ -1,0 +1,108 @@
+"""Stage report: compare every recipe of one dataset, over seeds.
+
+    python -m pipeline.stages.report moons
+
+Writes reports/<dataset>/summary.md (per recipe: accuracies with 95%
+intervals over seeds, the paired difference against the baseline and whether
+the evidence separates them, a diagnosis and a key figure; the recipe and
+path strengths chosen on dev), summary.json (the same numbers, DVC's
+metrics) and figures/ (all recipes side by side, first seed), and logs them
+to a run named "report" in the dataset's MLflow experiment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from pipeline.analysis import figures
+from pipeline.analysis.regularization_path import by_strength, from_csv, select
+from pipeline.analysis.summary import markdown, selected_on_dev, summarize
+from pipeline.core.atomic import atomic_dir, write_json, write_text
+from pipeline.core.config import PARAMS_FILE, PipelineConfig, load_params
+from pipeline.core.errors import PipelineError, cli
+from pipeline.core.paths import metrics_path, model_path, path_table, report_dir
+from pipeline.data.splits import Splits, load_splits
+from pipeline.engine import checkpoint
+from pipeline.techniques import TECHNIQUES
+from pipeline.tracking.store import common_tags, connect, failing, pipeline_run_id, start_runs
+
+
+def read_metrics(dataset: str, params: PipelineConfig) -> dict[str, list[dict]]:
+    """Per recipe, its seeds' metrics documents in seed order; the baseline
+    (no technique) first, the others in suite order."""
+    recipes = sorted(params.suite, key=lambda recipe: bool(params.suite[recipe].techniques()))
+    metrics: dict[str, list[dict]] = {}
+    for recipe in recipes:
+        for seed in params.seeds:
+            path = metrics_path(dataset, recipe, seed)
+            try:
+                metrics.setdefault(recipe, []).append(json.loads(path.read_text()))
+            except (OSError, ValueError):
+                raise PipelineError(f"{path} is missing or corrupt: run dvc repro") from None
+    return metrics
+
+
+def read_paths(dataset: str, params: PipelineConfig) -> dict[str, dict]:
+    """Per path: the swept key, the strength chosen on dev and its dev and test accuracy."""
+    chosen = {}
+    for name, path in params.paths.items():
+        table = path_table(dataset, name)
+        try:
+            best = select(by_strength(from_csv(table.read_text())))
+        except (OSError, ValueError, KeyError):
+            raise PipelineError(f"{table} is missing or corrupt: run dvc repro") from None
+        if best is not None:
+            chosen[name] = {"sweeps": f"{path.sweep}.{TECHNIQUES[path.sweep].sweeps}", "selected": best["strength"],
+                            "dev_accuracy": best["dev_accuracy"], "test_accuracy": best["test_accuracy"]}
+    return chosen
+
+
+def comparison_figure(directory: Path, dataset: str, splits: Splits, metrics: dict[str, list[dict]]) -> str | None:
+    """All recipes side by side, each recipe's first seed: decision boundaries
+    for points in the plane, first-layer weights for images."""
+    if splits.n_features != 2 and splits.image_shape is None:
+        return None
+    firsts = {recipe: checkpoint.load(model_path(dataset, recipe)).single(0) for recipe in metrics}
+    if splits.n_features == 2:
+        grid = figures.plane(splits)
+        probas = {recipe: figures.probabilities(net, *grid)[0] for recipe, net in firsts.items()}
+        figures.decision_boundaries(directory / "decision_boundaries.png", probas, grid, splits,
+                                    {recipe: runs[0] for recipe, runs in metrics.items()})
+        return "figures/decision_boundaries.png"
+    weights = {recipe: figures.weight_matrices(net, 0)[0].T for recipe, net in firsts.items()}  # (units, pixels)
+    figures.first_layer_comparison(directory / "first_layer_weights.png", weights, splits.image_shape)
+    return "figures/first_layer_weights.png"
+
+
+@cli
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dataset", help="a key of datasets in params.yaml")
+    dataset = parser.parse_args(argv).dataset
+    params = load_params()
+    params.dataset(dataset)
+    metrics = read_metrics(dataset, params)
+    paths = read_paths(dataset, params)
+    splits = load_splits(dataset)
+    summary = summarize(metrics, params.suite, params.report)
+    selection = selected_on_dev(metrics)
+    out = report_dir(dataset)
+    with atomic_dir(out / "figures") as directory:
+        figure = comparison_figure(directory, dataset, splits, metrics)
+        test_size = len(splits.y["test"])
+        write_json(out / "summary.json", {"test_size": test_size, "seeds": params.seeds, "recipes": summary,
+                                          "chosen_on_dev": selection, "paths": paths})
+        write_text(out / "summary.md", markdown(dataset, summary, selection, paths, test_size, params.report, figure))
+    client = connect()
+    tags = common_tags(dataset, "dvc", pipeline_run_id(PARAMS_FILE), kind="report")
+    (run_id,) = start_runs(client, dataset, ["report"], [tags], [{}])
+    with failing(client, [run_id]):
+        for path in [out / "summary.md", out / "summary.json", *([out / figure] if figure else [])]:
+            client.log_artifact(run_id, str(path))
+    print(f"report {dataset}: {out / 'summary.md'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""L2: cost + strength/(2m) * sum W^2, whose gradient strength/m * W shrinks
+every weight a little each step; or, decoupled, that shrinkage applied by the
+optimizer step itself (AdamW-style weight decay)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pipeline.techniques.base import Technique
+from pipeline.techniques.penalty import PenaltyConfig, weight_term
+
+
+class L2Config(PenaltyConfig):
+    """cost + strength/(2m) * sum W^2; or, decoupled, the optimizer's weight decay
+    (AdamW-style: W -= lr * strength/m * W outside the adaptive step)."""
+
+    mode: Literal["penalty", "decoupled"] = "penalty"
+
+
+class L2(Technique):
+    """For plain SGD, penalty and decoupled decay are the same update; for Adam
+    they differ, since Adam rescales the penalty's gradient per weight and
+    decoupled decay shrinks all weights alike."""
+
+    name = "l2"
+    Config = L2Config
+    sweeps = "strength"
+    statistic = "squared_weight_sum"
+
+    @classmethod
+    def check(cls, config, hidden, has_dev):
+        config.check_layers(cls.name, hidden)
+
+    @classmethod
+    def key_figure(cls, config, metrics):
+        decoupled = " (decoupled decay)" if config.mode == "decoupled" else ""
+        return f"sum W^2 {metrics['weights']['squared_weight_sum']:.1f}{decoupled}"
+
+    def __init__(self, configs, batch):
+        super().__init__(configs, batch)
+        self.mode = self.shared("mode")
+        self.regularize_bias = self.shared("regularize_bias")
+        self.strengths = batch.per_model([c.strengths(len(batch.hidden) + 1) for c in configs])
+
+    def penalty(self, net):
+        if self.mode != "penalty":
+            return None
+        return weight_term(net, self.strengths, 1 / (2 * self.batch.n_train), self.regularize_bias, power=2)
+
+    def decay(self, net):
+        if self.mode != "decoupled":
+            return []
+        pairs = []
+        for layer, strength in zip(net.linear_layers(), self.strengths.T):
+            coefficient = strength / self.batch.n_train
+            pairs += [(layer.weight, coefficient)] + ([(layer.bias, coefficient)] if self.regularize_bias else [])
+        return pairs

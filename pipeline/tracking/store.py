@@ -1,0 +1,197 @@
+"""MLflow's store: where runs go, what they are called and tagged with, and the
+batched calls that log to them.
+
+The default store is mlflow.db at the repository root, named by an absolute
+path so that DVC queue workers (which run in copies under .dvc/tmp/exps) write
+to the same file; MLFLOW_TRACKING_URI overrides it, e.g. a team server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Iterator
+
+from pipeline.core.errors import PipelineError
+
+DB_NAME = "mlflow.db"
+ARTIFACTS_DIR = "mlartifacts"
+BATCH_LIMITS = {"metrics": 1000, "params": 100}  # MLflow's per-call limits of log_batch
+
+
+def quiet_mlflow() -> None:
+    # No usage telemetry: it phones home, and machines here have no internet.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # MLflow's INFO lines (database migrations, run links) would drown a
+    # stage's own output and its one-line errors.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+
+
+quiet_mlflow()  # before anything imports mlflow
+
+
+def repository_root(cwd: Path | None = None) -> Path:
+    """The project directory, also from inside a DVC queue worker's copy."""
+    here = (cwd or Path.cwd()).resolve()
+    for path in (here, *here.parents):
+        if path.name == "exps" and path.parent.name == "tmp" and path.parent.parent.name == ".dvc":
+            return path.parent.parent.parent
+    return here
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repository_root() / DB_NAME}"
+
+
+def artifact_location(experiment: str) -> str | None:
+    """Where a new experiment keeps its artifacts: beside the default SQLite
+    store, by absolute path (MLflow's default, ./mlruns, is relative to
+    whichever directory a stage runs in). A server decides for itself."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return None
+    return (repository_root() / ARTIFACTS_DIR / experiment).as_uri()
+
+
+def experiment_id(client, name: str) -> str:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    return client.create_experiment(name, artifact_location=artifact_location(name))
+
+
+def connect():
+    """An MlflowClient for the tracking store, failing fast with one line when
+    a tracking server cannot be reached (MLflow would otherwise retry for minutes)."""
+    uri = tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    try:
+        client.search_experiments(max_results=1)
+    except Exception as error:  # MLflow wraps connection failures in several types
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise PipelineError(f"cannot reach the MLflow tracking store at {uri}: {reason}") from None
+    return client
+
+
+def flatten(data: object, prefix: str = "") -> dict[str, str]:
+    """Nested config -> {'a.b.0': 'value'}: one short MLflow param per leaf,
+    instead of whole sub-configs as long strings."""
+    if isinstance(data, dict):
+        items = data.items()
+    elif isinstance(data, (list, tuple)):
+        items = enumerate(data)
+    else:
+        return {prefix: str(data)}
+    flat: dict[str, str] = {}
+    for key, value in items:
+        flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return (out.stdout.strip() or None) if out.returncode == 0 else None
+
+
+def pipeline_run_id(params_file: Path) -> str:
+    """Shared by every run that one `dvc repro` (or `dvc exp run`) makes: the
+    same params at the same commit. Group runs in the MLflow UI by this tag."""
+    digest = hashlib.sha256(params_file.read_bytes())
+    digest.update((git_commit() or "").encode())
+    return os.environ.get("DVC_EXP_NAME") or digest.hexdigest()[:12]
+
+
+def common_tags(dataset: str, source: str, group: str | None = None, **more: str) -> dict[str, str]:
+    tags = {"dataset": dataset, "source": source, **more}
+    if commit := git_commit():
+        tags["mlflow.source.git.commit"] = commit
+    if group:
+        tags["pipeline_run"] = group
+    return tags
+
+
+def start_runs(client, experiment: str, names: list[str], tags: list[dict[str, str]], params: list[dict[str, str]],
+               parent: str | None = None) -> list[str]:
+    """One run per name, tagged and with its params, all RUNNING; nested under parent if given."""
+    from mlflow.entities import Param
+
+    experiment = experiment_id(client, experiment)
+    run_ids = []
+    for name, run_tags, run_params in zip(names, tags, params):
+        nested = {"mlflow.parentRunId": parent} if parent else {}
+        run_id = client.create_run(experiment, run_name=name, tags=run_tags | nested).info.run_id
+        run_ids.append(run_id)
+        entries = [Param(key, value) for key, value in run_params.items()]
+        for start in range(0, len(entries), BATCH_LIMITS["params"]):
+            client.log_batch(run_id, params=entries[start:start + BATCH_LIMITS["params"]])
+    return run_ids
+
+
+def log_metrics(client, run_id: str, points: list[tuple[str, float, int]]) -> None:
+    """(name, value, step) points in as few calls as MLflow allows."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    metrics = [Metric(name, float(value), now, step) for name, value, step in points]
+    for start in range(0, len(metrics), BATCH_LIMITS["metrics"]):
+        client.log_batch(run_id, metrics=metrics[start:start + BATCH_LIMITS["metrics"]])
+
+
+@contextlib.contextmanager
+def failing(client, run_ids: list[str]) -> Iterator[None]:
+    """Mark the runs FAILED if the block raises (a signal included), FINISHED if it ends."""
+    try:
+        yield
+    except BaseException:
+        for run_id in run_ids:
+            client.set_terminated(run_id, "FAILED")
+        raise
+    for run_id in run_ids:
+        client.set_terminated(run_id, "FINISHED")
+
+
+def log_model(run_id: str, module, example, package: Path) -> None:
+    """A torch module (class probabilities out) as the run's MLflow model, with a signature."""
+    import mlflow
+    import mlflow.pytorch
+    import torch
+    from mlflow.models import infer_signature
+
+    with torch.no_grad():
+        signature = infer_signature(example.numpy(), module(example).numpy())
+    mlflow.set_tracking_uri(tracking_uri())
+    # We chose pickle knowingly (see below); its safety warning is noise here.
+    logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
+    with mlflow.start_run(run_id=run_id):
+        mlflow.pytorch.log_model(
+            module,
+            name="model",
+            signature=signature,
+            serialization_format="pickle",  # torch.export ("pt2") costs seconds per run
+            code_paths=[str(package)],  # the model's classes live in this package
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "pydantic>=2"],
+        )
+
+
+def warm_up() -> None:
+    """For the warm worker, before it forks stages: MLflow checks every logged
+    model's requirements against the installed packages, and its first check
+    reads every package's metadata (0.8 s, once per process otherwise). The
+    function is MLflow's own, and private: if it moves, stages just pay that."""
+    from mlflow.utils import requirements_utils
+
+    init = getattr(requirements_utils, "_init_packages_to_modules_map", None)
+    if init is not None:
+        init()

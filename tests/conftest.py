@@ -16,6 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipeline import params
+from pipeline.stages import fetch, split
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # dvc and python of the environment under test
 
@@ -30,20 +33,32 @@ def run(args: list[str], cwd: Path, env: dict | None = None, check: bool = True)
     return result
 
 
+def edit_yaml(path: Path, change) -> None:
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
 def shrink_conf(conf: Path) -> None:
-    """Make the copied conf/ fast: one dataset, three recipes, few steps."""
-    datasets = yaml.safe_load((conf / "datasets/default.yaml").read_text())
-    datasets["defaults"] = [d for d in datasets["defaults"] if "circles" not in str(d)]
-    (conf / "datasets/default.yaml").write_text(yaml.safe_dump(datasets, sort_keys=False))
-    trainer = yaml.safe_load((conf / "trainer/default.yaml").read_text())
-    trainer.update(max_steps=60, eval_every=20)
-    (conf / "trainer/default.yaml").write_text(yaml.safe_dump(trainer, sort_keys=False))
-    moons = yaml.safe_load((conf / "dataset/moons.yaml").read_text())
-    moons["source"]["n_samples"] = 120
-    (conf / "dataset/moons.yaml").write_text(yaml.safe_dump(moons, sort_keys=False))
-    suite = yaml.safe_load((conf / "suite/default.yaml").read_text())
-    suite["defaults"] = [d for d in suite["defaults"] if d == "_self_" or "@l2" in next(iter(d))]
-    (conf / "suite/default.yaml").write_text(yaml.safe_dump(suite, sort_keys=False))
+    """Make the copied conf/ fast: moons only (120 points: 60 train, 30 dev, 30
+    test), two recipes (baseline, l2), two seeds, one path of three values, few steps."""
+    edit_yaml(conf / "datasets/default.yaml",
+              lambda d: d.update(defaults=[x for x in d["defaults"] if "circles" not in str(x)]))
+    edit_yaml(conf / "trainer/default.yaml", lambda d: d.update(max_steps=60, eval_every=20))
+    edit_yaml(conf / "dataset/moons.yaml", lambda d: (d["source"].update(n_samples=120),
+                                                        d["split"].update(dev=30, test=30)))
+    edit_yaml(conf / "suite/default.yaml",
+              lambda d: d.update(defaults=[x for x in d["defaults"] if x == "_self_" or "@l2" in next(iter(x))]))
+    edit_yaml(conf / "config.yaml", lambda d: d.update(seeds=[0, 1]))
+
+    def one_path(d):
+        d["defaults"] = [x for x in d["defaults"] if x == "_self_" or "@l2." in next(iter(x))]
+        for name in list(d):
+            if name not in ("defaults", "l2"):
+                del d[name]
+        d["l2"]["values"] = [0.1, 1, 10]
+
+    edit_yaml(conf / "path/default.yaml", one_path)
 
 
 def make_project(path: Path) -> Path:
@@ -60,7 +75,7 @@ def make_project(path: Path) -> Path:
     run(["git", "config", "user.name", "test"], path)
     run(["dvc", "init", "-q"], path)
     shutil.copy(ROOT / ".dvc/config", path / ".dvc/config")
-    run([sys.executable, "-m", "pipeline.params"], path)
+    in_project(path, lambda: params.main([]))  # params.yaml from the shrunk conf/
     run(["git", "add", "-A"], path)
     run(["git", "commit", "-qm", "project"], path)
     return path
@@ -78,6 +93,22 @@ def built_project(tmp_path_factory) -> Path:
     result = run(["dvc", "repro"], path)
     (path / "repro.log").write_text(result.stdout + result.stderr)
     return path
+
+
+def in_project(project: Path, work):
+    """Run work() with the project as working directory, in this process: a
+    fresh interpreter would spend seconds importing what this one has loaded."""
+    cwd = os.getcwd()
+    os.chdir(project)
+    try:
+        return work()
+    finally:
+        os.chdir(cwd)
+
+
+def prepare_data(project: Path, dataset: str = "moons") -> None:
+    """The fetch and split stages of one dataset."""
+    in_project(project, lambda: (fetch.main([dataset]), split.main([dataset])))
 
 
 def mlflow_client(project: Path):

@@ -222,7 +222,6 @@ def warm_up() -> None:
 
     from sklearn.metrics import ConfusionMatrixDisplay
 
-    rng = np.random.default_rng(0)
     fig, axes = plt.subplots(1, 3, figsize=(6, 2))
     axes[0].stairs(np.arange(10) + 1, np.arange(11), label="W1")
     axes[0].set_yscale("log")

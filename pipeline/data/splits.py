@@ -81,7 +81,8 @@ def split(raw: Raw, config: SplitConfig) -> Splits:
     n_test = 0 if raw.X_test is not None else count(config.test, len(X))
     n_dev = count(config.dev, len(X))
     if n_dev + n_test >= len(X):
-        raise PipelineError(f"dev ({n_dev}) and test ({n_test}) take all {len(X)} examples: nothing is left to train on")
+        raise PipelineError(f"dev ({n_dev}) and test ({n_test}) take all {len(X)} examples: "
+                            "nothing is left to train on")
     if raw.X_test is None:
         X, X_test, y, y_test = train_test_split(X, y, test_size=n_test, stratify=y, random_state=config.seed)
     else:

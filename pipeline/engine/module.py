@@ -53,6 +53,9 @@ class BatchTraining(pl.LightningModule):
         self.frozen: list[tuple[torch.Tensor, torch.Tensor]] = []  # (tensor, its values when stopped)
         self.initial_cost: torch.Tensor | None = None
         self.history: list[tuple[int, dict[str, torch.Tensor]]] = []
+        self.ones = torch.ones(batch.k, dtype=batch.dtype)
+        # decoupled weight decay: (parameter, per-network coefficient shaped to broadcast over it)
+        self.decays = [(p, c.view(-1, *[1] * (p.dim() - 1))) for t in techniques for p, c in t.decay(net)]
 
     # --- data: one Lightning batch is eval_every optimizer steps ------------
     def train_dataloader(self):
@@ -90,32 +93,36 @@ class BatchTraining(pl.LightningModule):
     def training_step(self, batch, batch_idx):
         # Lightning's optimizer wrapper and manual_backward cost more than a
         # step of these networks; on the CPU at full precision they do nothing
-        # more than the plain torch calls. Locals keep the loop lean.
-        optimizer, net, techniques, lr = self.optimizers().optimizer, self.net, self.techniques, self.config.lr
-        decays = [(p, c.view(-1, *[1] * (p.dim() - 1))) for t in techniques for p, c in t.decay(net)]
-        ones = torch.ones(net.k, dtype=net.dtype)
+        # more than the plain torch calls.
+        optimizer = self.optimizers().optimizer
         chunk = min(self.config.eval_every, self.config.max_steps - self.steps)
         for _ in range(chunk):
-            x, y = self.minibatch()
-            for technique in techniques:
-                x = technique.augment(x)
-            loss = self.objective(x, y)
-            if self.initial_cost is None:
-                # the objective before any update, penalties and dropout included:
-                # the course notebooks' "cost after iteration 0"
-                self.initial_cost = loss.detach().clone()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward(ones)  # d(sum of the K losses): each network gets its own loss's gradient
-            if decays:
-                with torch.no_grad():
-                    for parameter, coefficient in decays:  # decoupled, before the step, as AdamW
-                        parameter.mul_(1 - lr * coefficient)
-            optimizer.step()
-            for technique in techniques:
-                technique.constrain(net)
-            if self.frozen:
-                self._hold_frozen()
+            self.step(optimizer)
         self.steps += chunk
+
+    def step(self, optimizer: torch.optim.Optimizer) -> torch.Tensor:
+        """One optimizer step of every network; returns each one's objective (K,) before it."""
+        net = self.net
+        x, y = self.minibatch()
+        for technique in self.techniques:
+            x = technique.augment(x)
+        loss = self.objective(x, y)
+        if self.initial_cost is None:
+            # the objective before any update, penalties and dropout included:
+            # the course notebooks' "cost after iteration 0"
+            self.initial_cost = loss.detach().clone()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward(self.ones)  # the sum of the K losses: each network gets its own loss's gradient
+        if self.decays:
+            with torch.no_grad():
+                for parameter, coefficient in self.decays:  # decoupled, before the step, as AdamW
+                    parameter.mul_(1 - self.config.lr * coefficient)
+        optimizer.step()
+        for technique in self.techniques:
+            technique.constrain(net)
+        if self.frozen:
+            self._hold_frozen()
+        return loss.detach()
 
     @torch.no_grad()
     def _hold_frozen(self) -> None:

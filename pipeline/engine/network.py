@@ -61,8 +61,9 @@ class StackedNetwork(nn.Sequential):
         layers = added("input", -1, batch.n_features)
         sizes = [batch.n_features, *batch.hidden]
         for index, (fan_in, fan_out) in enumerate(zip(sizes, sizes[1:])):
-            layers += [StackedLinear(batch.k, fan_in, fan_out, batch.dtype), *added("before_activation", index, fan_out),
-                       ACTIVATIONS[model.activation](), *added("after_activation", index, fan_out)]
+            layers += [StackedLinear(batch.k, fan_in, fan_out, batch.dtype),
+                       *added("before_activation", index, fan_out), ACTIVATIONS[model.activation](),
+                       *added("after_activation", index, fan_out)]
         layers.append(StackedLinear(batch.k, sizes[-1], 1 if n_classes == 2 else n_classes, batch.dtype))
         super().__init__(*layers)
         self.layers = tuple(layers)
@@ -90,7 +91,8 @@ class StackedNetwork(nn.Sequential):
         k, m, outputs = logits.shape
         y = y.expand(k, m)
         if self.n_classes == 2:
-            losses = nn.functional.binary_cross_entropy_with_logits(logits[..., 0], y.to(logits.dtype), reduction="none")
+            losses = nn.functional.binary_cross_entropy_with_logits(logits[..., 0], y.to(logits.dtype),
+                                                                    reduction="none")
         else:
             losses = nn.functional.cross_entropy(logits.reshape(k * m, outputs), y.reshape(-1), reduction="none")
         return losses.view(k, m).mean(1)

@@ -6,7 +6,7 @@ from pydantic import NonNegativeFloat
 
 from pipeline.core.schema import Schema
 from pipeline.techniques.base import Technique
-from pipeline.techniques.penalty import weight_term
+from pipeline.techniques.penalty import WeightPenalty
 
 
 class ElasticNetConfig(Schema):
@@ -29,13 +29,10 @@ class ElasticNet(Technique):
 
     def __init__(self, configs, batch):
         super().__init__(configs, batch)
-        self.regularize_bias = self.shared("regularize_bias")
-        n = len(batch.hidden) + 1
-        self.l1 = batch.per_model([[c.l1_strength] * n for c in configs])
-        self.l2 = batch.per_model([[c.l2_strength] * n for c in configs])
+        bias, n, m = self.shared("regularize_bias"), len(batch.hidden) + 1, batch.n_train
+        self.l1 = WeightPenalty(batch.per_model([[c.l1_strength] * n for c in configs]), 1 / m, bias, power=1)
+        self.l2 = WeightPenalty(batch.per_model([[c.l2_strength] * n for c in configs]), 1 / (2 * m), bias, power=2)
 
     def penalty(self, net):
-        m, bias = self.batch.n_train, self.regularize_bias
-        terms = [weight_term(net, self.l1, 1 / m, bias, power=1), weight_term(net, self.l2, 1 / (2 * m), bias, power=2)]
-        present = [t for t in terms if t is not None]
+        present = [term for term in (self.l1(net), self.l2(net)) if term is not None]
         return sum(present) if present else None

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pipeline.techniques.base import Technique
-from pipeline.techniques.penalty import PenaltyConfig, weight_term
+from pipeline.techniques.penalty import PenaltyConfig, WeightPenalty
 
 
 class L1Config(PenaltyConfig):
@@ -27,8 +27,8 @@ class L1(Technique):
 
     def __init__(self, configs, batch):
         super().__init__(configs, batch)
-        self.regularize_bias = self.shared("regularize_bias")
-        self.strengths = batch.per_model([c.strengths(len(batch.hidden) + 1) for c in configs])
+        strengths = batch.per_model([c.strengths(len(batch.hidden) + 1) for c in configs])
+        self.term = WeightPenalty(strengths, 1 / batch.n_train, self.shared("regularize_bias"), power=1)
 
     def penalty(self, net):
-        return weight_term(net, self.strengths, 1 / self.batch.n_train, self.regularize_bias, power=1)
+        return self.term(net)

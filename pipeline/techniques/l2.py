@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pipeline.techniques.base import Technique
-from pipeline.techniques.penalty import PenaltyConfig, weight_term
+from pipeline.techniques.penalty import PenaltyConfig, WeightPenalty
 
 
 class L2Config(PenaltyConfig):
@@ -41,11 +41,10 @@ class L2(Technique):
         self.mode = self.shared("mode")
         self.regularize_bias = self.shared("regularize_bias")
         self.strengths = batch.per_model([c.strengths(len(batch.hidden) + 1) for c in configs])
+        self.term = WeightPenalty(self.strengths, 1 / (2 * batch.n_train), self.regularize_bias, power=2)
 
     def penalty(self, net):
-        if self.mode != "penalty":
-            return None
-        return weight_term(net, self.strengths, 1 / (2 * self.batch.n_train), self.regularize_bias, power=2)
+        return self.term(net) if self.mode == "penalty" else None
 
     def decay(self, net):
         if self.mode != "decoupled":

@@ -28,15 +28,21 @@ class PenaltyConfig(Schema):
                 f"matrices (model.hidden has {len(hidden)} layers, plus the output)")
 
 
-def weight_term(net, strengths: torch.Tensor, scale: float, include_bias: bool, power: int) -> torch.Tensor | None:
-    """Per model, (K,): sum over weight matrices l of strengths[k, l] * scale *
-    sum |w|^power (power 1: L1, power 2: L2), biases included if asked."""
-    total = None
-    for layer, strength in zip(net.linear_layers(), strengths.T):
-        if not strength.any():
-            continue
-        params = [layer.weight, layer.bias] if include_bias else [layer.weight]
-        size = sum((p.abs() if power == 1 else p.square()).flatten(1).sum(1) for p in params)
-        term = strength * scale * size
-        total = term if total is None else total + term
-    return total
+class WeightPenalty:
+    """Per network, (K,): the sum over weight matrices l of strengths[k, l] *
+    scale * sum |w|^power (power 1: L1, power 2: L2), biases included if asked.
+    Matrices no network penalizes are skipped."""
+
+    def __init__(self, strengths: torch.Tensor, scale: float, include_bias: bool, power: int):
+        self.terms = [(layer, column * scale) for layer, column in enumerate(strengths.T) if column.any()]
+        self.include_bias, self.power = include_bias, power
+
+    def __call__(self, net) -> torch.Tensor | None:
+        layers = net.linear_layers()
+        total = None
+        for index, coefficient in self.terms:
+            layer = layers[index]
+            params = [layer.weight, layer.bias] if self.include_bias else [layer.weight]
+            size = sum((p.abs() if self.power == 1 else p.square()).sum((1, 2)) for p in params)
+            total = coefficient * size if total is None else total + coefficient * size
+        return total

@@ -16,15 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import LOOPBACK, ROOT, serve_directory
 from scipy.io import savemat
 
-from conftest import LOOPBACK, serve_directory
-from pipeline.config import MatDownloadSource
-from pipeline.datasets import materialize
-from pipeline.download import download
-from pipeline.errors import PipelineError
-
-ROOT = Path(__file__).resolve().parents[1]
+from pipeline.core.errors import PipelineError
+from pipeline.data.download import download
+from pipeline.data.matfile import MatDownloadSource
 
 
 def sha256_of(path: Path) -> str:
@@ -86,7 +83,7 @@ def test_good_checksum_writes_identical_bytes(server, tmp_path):
 def test_materialize_mat_download_returns_shipped_train_and_test(server):
     base, root = server
     source = MatDownloadSource(kind="mat_download", urls=[f"{base}/data.mat"], sha256=sha256_of(root / "data.mat"))
-    raw = materialize(source)
+    raw = source.load()
     expected = football_arrays()
     assert raw.X.shape == (211, 2)
     assert raw.y.shape == (211,)
@@ -154,7 +151,7 @@ def test_mat_lacking_a_key_names_it(server):
         kind="mat_download", urls=[f"{base}/no_xval.mat"], sha256=sha256_of(root / "no_xval.mat")
     )
     with pytest.raises(PipelineError) as caught:
-        materialize(source)
+        source.load()
     message = str(caught.value)
     assert "lacks the keys ['Xval']" in message
     assert "'X'" in message and "'yval'" in message  # what the file has instead
@@ -209,7 +206,7 @@ def run_fetch(cwd: Path, params: dict) -> subprocess.CompletedProcess:
     (cwd / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {**os.environ, "no_proxy": f"{LOOPBACK},localhost", "NO_PROXY": f"{LOOPBACK},localhost"}
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.fetch", "football"],
+        [sys.executable, "-m", "pipeline.stages.fetch", "football"],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
     )
 
@@ -278,14 +275,14 @@ def idx_server(tmp_path_factory):
 
 
 def idx_source(mirrors: list[str], files: dict):
-    from pipeline.config import IdxDownloadSource
+    from pipeline.data.images import IdxDownloadSource
 
     return IdxDownloadSource(kind="idx_download", mirrors=mirrors, files=files, timeout_seconds=5)
 
 
 def test_idx_download_parses_images_and_keeps_the_test_set(idx_server, dead_url):
     base, files, arrays, _ = idx_server
-    raw = materialize(idx_source([dead_url + "/", base], files))
+    raw = (idx_source([dead_url + "/", base], files)).load()
     assert raw.image_shape == (4, 5)
     assert raw.X.shape == (30, 20) and raw.X.dtype == np.float32 and raw.X_test.shape == (12, 20)
     np.testing.assert_array_equal(raw.X, (arrays["train_images"].reshape(30, 20) / 255).astype(np.float32))
@@ -298,7 +295,7 @@ def test_idx_download_with_a_wrong_md5_is_reported_and_discarded(idx_server, tmp
     base, files, _, _ = idx_server
     wrong = {**files, "test_labels": {"name": files["test_labels"]["name"], "md5": "0" * 32}}
     with pytest.raises(PipelineError, match=r"checksum mismatch for .*test-labels-idx.gz: expected md5 0{32}"):
-        materialize(idx_source([base], wrong))
+        (idx_source([base], wrong)).load()
 
 
 def test_a_corrupt_idx_file_is_one_clear_error(idx_server):
@@ -307,11 +304,11 @@ def test_a_corrupt_idx_file_is_one_clear_error(idx_server):
     bad = {**files, "train_images": {"name": "train-images-idx.gz", "md5": broken}}
     with pytest.raises(PipelineError, match=r"train-images-idx.gz: the header promises shape \(3, 4, 5\) \(60 bytes "
                                              r"of data\), the file holds 10"):
-        materialize(idx_source([base + "broken/"], bad))
+        (idx_source([base + "broken/"], bad)).load()
 
 
 def test_read_idx_refuses_a_file_that_is_not_idx(tmp_path):
-    from pipeline.images import read_idx
+    from pipeline.data.images import read_idx
 
     path = tmp_path / "x.idx"
     path.write_bytes(b"PK\x03\x04 something else")
@@ -332,7 +329,7 @@ def test_fetch_stage_writes_mnist_style_raw_data(idx_server, tmp_path):
     params["datasets"]["mnist"] = mnist
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {**os.environ, "no_proxy": f"{LOOPBACK},localhost", "NO_PROXY": f"{LOOPBACK},localhost"}
-    result = subprocess.run([sys.executable, "-m", "pipeline.fetch", "mnist"], cwd=tmp_path, env=env,
+    result = subprocess.run([sys.executable, "-m", "pipeline.stages.fetch", "mnist"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "fetch mnist: 30 examples of 4x5 pixels + 12 shipped test points\n"

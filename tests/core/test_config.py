@@ -9,21 +9,16 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import ROOT
 from pydantic import ValidationError
 
-from pipeline.config import (
-    DropoutConfig,
-    L2Config,
-    PipelineConfig,
-    RecipeConfig,
-    RunConfig,
-    describe,
-    load_params,
-    validate,
-)
-from pipeline.errors import PipelineError
+from pipeline.core.config import PipelineConfig, load_params
+from pipeline.core.errors import PipelineError
+from pipeline.core.schema import describe, validate
+from pipeline.techniques import RecipeConfig
+from pipeline.techniques.dropout import DropoutConfig
+from pipeline.techniques.l2 import L2Config
 
-ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
@@ -36,7 +31,7 @@ def modified(change) -> dict:
 def run_stage(cwd: Path, params_text: str, stage: str = "split") -> subprocess.CompletedProcess:
     (cwd / "params.yaml").write_text(params_text)
     return subprocess.run(
-        [sys.executable, "-m", f"pipeline.{stage}", "moons"],
+        [sys.executable, "-m", f"pipeline.stages.{stage}", "moons"],
         cwd=cwd, capture_output=True, text=True, timeout=120,
     )
 
@@ -61,6 +56,9 @@ def test_committed_params_validate():
         "augmentation", "dropout_max_norm", "dropout_l2",
     ]
     assert params.suite["dropout_max_norm"].techniques() == ["max_norm", "dropout"]
+    assert params.seeds == [0, 1, 2, 3, 4]
+    assert list(params.paths) == ["l2", "l1", "max_norm", "dropout", "augmentation"]
+    assert all(8 <= len(path.values) <= 12 for path in params.paths.values())
     assert params.suite["l2"].techniques() == ["l2"]
     assert params.suite["baseline"].techniques() == []
     assert params.suite["dropout"].dropout.keep_prob == [0.5, 0.5]
@@ -74,16 +72,17 @@ def test_committed_params_are_the_hydra_composition_of_conf(monkeypatch):
     assert compose("config") == COMMITTED
 
 
-def test_run_config_of_a_recipe():
+def test_lookups_by_name():
     params = load_params(ROOT / "params.yaml")
-    run = params.run("moons", "l2", 0)
-    assert isinstance(run, RunConfig)
-    assert run.regularization == RecipeConfig(l2=L2Config(strength=1.0, regularize_bias=False))
-    assert run.dataset.source.n_samples == 400
+    assert params.recipe("l2") == RecipeConfig(l2=L2Config(strength=1.0, regularize_bias=False))
+    assert params.dataset("moons").source.n_samples == 5700
+    assert params.path("dropout").recipe_at(0.3).dropout.keep_prob == [0.3, 0.3]
     with pytest.raises(PipelineError, match=r"unknown recipe 'l3': params.yaml has \['augmentation', 'baseline', "):
-        params.run("moons", "l3", 0)
+        params.recipe("l3")
     with pytest.raises(PipelineError, match=r"unknown dataset 'spirals'"):
-        params.run("spirals", "l2", 0)
+        params.dataset("spirals")
+    with pytest.raises(PipelineError, match=r"unknown path 'l3'"):
+        params.path("l3")
 
 
 # --- in-process validation and describe -----------------------------------
@@ -130,7 +129,7 @@ def test_run_config_of_a_recipe():
         ),
         (
             lambda d: d["datasets"]["moons"]["split"].update(dev=0.0),
-            "params.yaml: suite.early_stopping.early_stopping needs a dev set, but datasets.moons.split.dev is 0",
+            "params.yaml: suite.early_stopping.early_stopping needs a dev set, but split.dev is 0 (datasets.moons)",
         ),
     ],
     ids=["l2-negative", "keep-prob-above-1", "n-samples-0", "optimizer", "typo-missing", "url-scheme",

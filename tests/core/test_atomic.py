@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from pipeline.atomic import atomic_path, write_json, write_text
+from pipeline.core.atomic import atomic_path, write_json, write_text
 
 
 def test_successful_write_leaves_only_the_target(tmp_path):

@@ -11,14 +11,15 @@ import re
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT, run, serve_directory
 from scipy.io import savemat
 
-from conftest import ROOT, run, serve_directory
-from pipeline.config import PipelineConfig
-from pipeline.datasets import Raw
-from pipeline.model import MLP
-from pipeline.split import split
-from pipeline.training import fit
+from pipeline.core.config import PipelineConfig
+from pipeline.data.raw import Raw
+from pipeline.data.splits import split
+from pipeline.engine.fit import Member, fit
+from pipeline.engine.network import make_network
+from pipeline.techniques import Batch
 
 STEPS = 300
 
@@ -104,38 +105,50 @@ def test_the_preset_is_the_course_protocol(preset):
     assert preset.suite["dropout"].dropout.mask == "fixed" and preset.suite["dropout_fresh"].dropout.mask == "fresh"
 
 
+def football_splits(preset):
+    data = synthetic_football()
+    return data, split(Raw(data["X"], data["y"].ravel(), data["Xval"], data["yval"].ravel()),
+                       preset.datasets["football"].split)
+
+
 @pytest.mark.parametrize("recipe, lambd, keep_prob", [("baseline", 0.0, 1.0), ("l2", 0.7, 1.0), ("dropout", 0.0, 0.86)])
 def test_training_follows_the_notebook(preset, recipe, lambd, keep_prob):
-    data = synthetic_football()
-    run_config = preset.run("football", recipe, 0)
-    run_config = run_config.model_copy(update={
-        "trainer": run_config.trainer.model_copy(update={"max_steps": STEPS, "eval_every": 100})})
-    splits = split(Raw(data["X"], data["y"].ravel(), data["Xval"], data["yval"].ravel()), run_config.dataset.split)
+    data, splits = football_splits(preset)
+    trainer = preset.trainer.model_copy(update={"max_steps": STEPS, "eval_every": 100})
     assert np.array_equal(splits.X["train"], data["X"])  # every point trains, in the file's order
     initial, costs, final = notebook(data["X"].T, data["y"].T, STEPS, lambd, keep_prob)
 
-    net = MLP(2, 2, run_config.model, run_config.regularization, torch.float64)
+    batch = Batch(seeds=(0,), n_features=2, hidden=tuple(preset.model.hidden), n_train=211, dtype=torch.float64)
+    net, _ = make_network(batch, 2, preset.model, [preset.recipe(recipe)])
     for layer, w in zip(net.linear_layers(), initial):  # the notebook's initialization, bit for bit
-        assert torch.equal(layer.weight, torch.from_numpy(w))
+        assert torch.equal(layer.weight[0].T, torch.from_numpy(w))
         assert not layer.bias.any()
 
-    result = fit(run_config, splits)
-    assert result.key_figures["initial_cost"] == pytest.approx(costs[0], rel=1e-13)
+    result = fit([Member(0, preset.recipe(recipe))], preset.model, trainer, splits)
+    assert result.figures[0]["initial_cost"] == pytest.approx(costs[0], rel=1e-13)
     assert costs[-1] < costs[0] - 0.01  # the comparison below is about a model that learned
     for layer, w in zip(result.net.linear_layers(), final):
         assert layer.weight.dtype == torch.float64
-        np.testing.assert_allclose(layer.weight.detach().numpy(), w, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(layer.weight[0].T.detach().numpy(), w, rtol=1e-9, atol=1e-12)
+
+
+def test_seeds_do_not_change_the_notebooks_networks(preset):
+    """The preset draws its weights with numpy and, with the notebook's fixed
+    mask, no random number depends on the seed: every seed trains the same
+    network (to rounding: the three sit at different places in the batch)."""
+    _, splits = football_splits(preset)
+    trainer = preset.trainer.model_copy(update={"max_steps": 50, "eval_every": 50})
+    result = fit([Member(seed, preset.recipe("dropout")) for seed in (0, 1, 2)], preset.model, trainer, splits)
+    weights = result.net.linear_layers()[0].weight
+    torch.testing.assert_close(weights[1], weights[0], rtol=0, atol=1e-12)
+    torch.testing.assert_close(weights[2], weights[0], rtol=0, atol=1e-12)
 
 
 def test_fresh_masks_differ_from_the_notebooks_fixed_mask(preset):
-    data = synthetic_football()
-    splits = split(Raw(data["X"], data["y"].ravel(), data["Xval"], data["yval"].ravel()),
-                   preset.datasets["football"].split)
-    weights = {}
-    for recipe in ("dropout", "dropout_fresh"):
-        config = preset.run("football", recipe, 0)
-        config = config.model_copy(update={"trainer": config.trainer.model_copy(update={"max_steps": 50})})
-        weights[recipe] = fit(config, splits).net[-1].weight
+    _, splits = football_splits(preset)
+    trainer = preset.trainer.model_copy(update={"max_steps": 50, "eval_every": 50})
+    weights = {recipe: fit([Member(0, preset.recipe(recipe))], preset.model, trainer, splits).net[-1].weight
+               for recipe in ("dropout", "dropout_fresh")}
     assert not torch.equal(weights["dropout"], weights["dropout_fresh"])
 
 
@@ -153,8 +166,8 @@ def test_the_preset_runs_with_one_command(project, tmp_path):
                      project, env={"no_proxy": "127.0.0.1", "NO_PROXY": "127.0.0.1"})
     ran = set(re.findall(r"Running stage '([^']+)'", result.stdout))
     recipes = ["baseline", "l2", "dropout", "dropout_fresh"]
-    assert ran == {"fetch@football", "split@football", "report@football",
-                   *(f"{stage}@football-{r}-0" for stage in ("train", "evaluate") for r in recipes)}
+    assert ran == {"fetch@football", "split@football", "path@football", "report@football",
+                   *(f"{stage}@football-{r}" for stage in ("train", "evaluate") for r in recipes)}
     for recipe in recipes:
         metrics = json.loads((project / f"metrics/football/{recipe}/seed_0.json").read_text())
         assert metrics["training"]["steps"] == 200 and set(metrics) >= {"train", "test"} and "dev" not in metrics

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, run
-from pipeline.config import CsvSource, NpzSource
-from pipeline.datasets import Raw, check, materialize
-from pipeline.errors import PipelineError
-from pipeline.user_files import read_csv, read_npz
+
+from pipeline.core.errors import PipelineError
+from pipeline.data.raw import Raw, check
+from pipeline.data.user_files import CsvSource, NpzSource, read_csv, read_npz
 
 
 def csv_source(path: Path, **keys) -> CsvSource:
@@ -26,11 +25,11 @@ def npz_source(path: Path, **keys) -> NpzSource:
 
 def test_shipped_examples_load(monkeypatch):
     monkeypatch.chdir(ROOT)  # paths are relative to the repository root
-    iris = materialize(CsvSource(kind="csv", path="data/files/iris.csv", label="species"))
+    iris = (CsvSource(kind="csv", path="data/files/iris.csv", label="species")).load()
     assert iris.X.shape == (150, 4) and iris.X.dtype == np.float64
     assert np.bincount(iris.y.astype(int)).tolist() == [50, 50, 50]
     assert iris.X[0].tolist() == [5.1, 3.5, 1.4, 0.2]
-    cancer = materialize(NpzSource(kind="npz", path="data/files/breast_cancer.npz"))
+    cancer = (NpzSource(kind="npz", path="data/files/breast_cancer.npz")).load()
     assert cancer.X.shape == (569, 30) and np.bincount(cancer.y.astype(int)).tolist() == [212, 357]
     assert cancer.X.max() > 4000  # raw units: the dataset's config standardizes them at the split
 
@@ -111,7 +110,7 @@ def test_fetch_stage_reports_a_bad_csv_in_one_line(project):
     (project / "params.yaml").write_text(params.replace(
         "datasets:\n", "datasets:\n  iris:\n    source: {kind: csv, path: data/files/iris.csv, label: species}\n"
         "    split: {dev: 0.2, test: 0.2, seed: 0}\n", 1))
-    result = run([sys.executable, "-m", "pipeline.fetch", "iris"], project, check=False)
+    result = run([sys.executable, "-m", "pipeline.stages.fetch", "iris"], project, check=False)
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         "error: data/files/iris.csv line 3, column 'sepal_length': 'abc', not a number"]
@@ -119,8 +118,7 @@ def test_fetch_stage_reports_a_bad_csv_in_one_line(project):
 
 
 def test_standardize_uses_train_statistics_only():
-    from pipeline.config import SplitConfig
-    from pipeline.split import split
+    from pipeline.data.splits import SplitConfig, split
 
     rng = np.random.default_rng(0)
     X = np.c_[rng.normal(100, 20, 400), rng.normal(0, 0.01, 400), np.full(400, 7.0)]  # one constant column

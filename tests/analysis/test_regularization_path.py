@@ -1,0 +1,56 @@
+"""A path's table: rows per (strength, seed), means and intervals per
+strength, the strength chosen on dev, and the CSV round trip."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.analysis.regularization_path import by_strength, from_csv, rows, select, to_csv
+
+
+def document(train: float, dev: float | None, test: float, statistic: float) -> dict:
+    doc = {"train": {"accuracy": train, "loss": 1 - train}, "test": {"accuracy": test, "loss": 1 - test},
+           "weights": {"squared_weight_sum": statistic}}
+    if dev is not None:
+        doc["dev"] = {"accuracy": dev, "loss": 1 - dev}
+    return doc
+
+
+VALUES, SEEDS = [0.1, 1.0, 10.0], [0, 1]
+# too little regularization overfits, too much underfits: dev peaks at 1.0
+DOCUMENTS = [document(0.99, 0.85, 0.84, 500), document(0.98, 0.86, 0.85, 480),
+             document(0.94, 0.92, 0.91, 30), document(0.95, 0.93, 0.90, 28),
+             document(0.80, 0.79, 0.80, 1), document(0.81, 0.80, 0.78, 1)]
+
+
+def test_rows_pair_each_network_with_its_strength_and_seed():
+    table = rows(VALUES, SEEDS, DOCUMENTS, "squared_weight_sum")
+    assert [(row["strength"], row["seed"]) for row in table] == [(v, s) for v in VALUES for s in SEEDS]
+    assert list(table[0]) == ["strength", "seed", "train_accuracy", "dev_accuracy", "test_accuracy", "train_loss",
+                              "dev_loss", "test_loss", "squared_weight_sum"]
+    assert table[3]["dev_accuracy"] == 0.93 and table[3]["squared_weight_sum"] == 28
+
+
+def test_summary_per_strength_and_the_choice_on_dev_not_test():
+    summary = by_strength(rows(VALUES, SEEDS, DOCUMENTS, "squared_weight_sum"))
+    assert [s["strength"] for s in summary] == VALUES
+    assert summary[1]["dev_accuracy"]["mean"] == pytest.approx(0.925)
+    assert summary[1]["dev_accuracy"]["n"] == 2 and summary[1]["dev_accuracy"]["ci95_low"] < 0.925
+    chosen = select(summary)
+    assert chosen["strength"] == 1.0
+    # test would have picked 0.1's neighbour differently were it used: it is not
+    documents = [document(0.99, 0.85, 0.95, 1), document(0.99, 0.85, 0.95, 1)] + DOCUMENTS[2:]
+    assert select(by_strength(rows(VALUES, SEEDS, documents, "squared_weight_sum")))["strength"] == 1.0
+
+
+def test_ties_on_dev_accuracy_go_to_the_lower_dev_loss():
+    docs = [document(0.9, 0.9, 0.9, 1) for _ in range(6)]
+    docs[4]["dev"]["loss"] = docs[5]["dev"]["loss"] = 0.01
+    assert select(by_strength(rows(VALUES, SEEDS, docs, "squared_weight_sum")))["strength"] == 10.0
+
+
+def test_without_a_dev_set_nothing_is_chosen_and_csv_round_trips():
+    docs = [document(0.9, None, 0.9, 1) for _ in range(6)]
+    table = rows(VALUES, SEEDS, docs, "squared_weight_sum")
+    assert select(by_strength(table)) is None
+    assert from_csv(to_csv(table)) == table

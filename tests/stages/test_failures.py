@@ -1,0 +1,90 @@
+"""Reproducibility, and failures that must end in one error line, a non-zero
+exit, no outputs and FAILED MLflow runs."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+import yaml
+from conftest import ROOT, mlflow_client, prepare_data, run
+
+from pipeline.core.config import load_params
+from pipeline.data.splits import split
+from pipeline.engine.fit import Member, fit
+
+
+def test_same_params_give_the_same_weights_bit_for_bit():
+    params = load_params(ROOT / "params.yaml")
+    trainer = params.trainer.model_copy(update={"max_steps": 200})
+    splits = split(params.dataset("moons").source.load(), params.dataset("moons").split)
+    for recipe in ("baseline", "dropout", "augmentation"):
+        members = [Member(seed, params.recipe(recipe)) for seed in (0, 1)]
+        first = fit(members, params.model, trainer, splits).net.state_dict()
+        second = fit(members, params.model, trainer, splits).net.state_dict()
+        assert all(torch.equal(first[k], second[k]) for k in first), recipe
+
+
+def _set_params(project, **trainer):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["trainer"].update(trainer)
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+
+
+def _assert_one_error_line(result, *fragments):
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def train(project, recipe="baseline", **env):
+    return run([sys.executable, "-m", "pipeline.stages.train", "moons", recipe], project, env=env or None,
+               check=False)
+
+
+def test_diverging_loss_fails_the_stage_and_every_run(project):
+    prepare_data(project)
+    _set_params(project, optimizer="sgd", lr=1e10)
+    _assert_one_error_line(train(project), "training diverged (seed 0)", "lower trainer.lr")
+    assert not (project / "models/moons/baseline").exists()
+    client = mlflow_client(project)
+    runs = client.search_runs([client.get_experiment_by_name("moons").experiment_id])
+    assert sorted(r.info.status for r in runs) == ["FAILED", "FAILED"]  # one run per seed
+
+
+def test_unreachable_tracking_server_is_one_clear_line(project):
+    prepare_data(project)
+    result = train(project, MLFLOW_TRACKING_URI="http://127.0.0.1:9")
+    _assert_one_error_line(result, "cannot reach the MLflow tracking store at http://127.0.0.1:9")
+    assert not (project / "models/moons/baseline").exists()
+
+
+def test_missing_split_data_is_one_clear_line(project):
+    _assert_one_error_line(train(project), "data/split/moons/train.npz is missing")
+
+
+def test_corrupt_split_file_is_one_clear_line(project):
+    prepare_data(project)
+    (project / "data/split/moons/dev.npz").write_bytes(b"not a zip file")
+    result = run([sys.executable, "-m", "pipeline.stages.evaluate", "moons", "baseline"], project, check=False)
+    _assert_one_error_line(result, "data/split/moons/dev.npz is corrupt")
+
+
+def test_split_sizes_that_leave_nothing_to_train_on_are_one_clear_line(project, monkeypatch, capsys):
+    from pipeline.stages import split as split_stage
+
+    prepare_data(project)
+    before = (project / "data/split/moons/train.npz").read_bytes()
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["datasets"]["moons"]["split"].update(dev=60, test=60)
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(project)
+    with pytest.raises(SystemExit) as exit_status:
+        split_stage.main(["moons"])
+    assert exit_status.value.code == 1
+    error = capsys.readouterr().err
+    assert error == "error: dev (60) and test (60) take all 120 examples: nothing is left to train on\n"
+    assert (project / "data/split/moons/train.npz").read_bytes() == before  # the last good split stays

@@ -1,0 +1,167 @@
+"""The whole pipeline through real `dvc repro` / `dvc exp run` in a temporary
+git repository (moons, recipes baseline and l2, seeds 0 and 1, one path of
+three L2 strengths), tracked in a real SQLite MLflow store."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+
+import pytest
+import yaml
+from conftest import mlflow_client, run
+
+RECIPES, SEEDS = ["baseline", "l2"], [0, 1]
+METRICS = {"train", "dev", "test", "per_class", "weights", "training"}
+
+
+def test_cold_repro_writes_every_output(built_project):
+    for recipe in RECIPES:
+        assert sorted(p.name for p in (built_project / f"models/moons/{recipe}").iterdir()) == [
+            "history.csv", "model.pt", "training.json"]
+        training = json.loads((built_project / f"models/moons/{recipe}/training.json").read_text())
+        assert sorted(training) == ["0", "1"] and all(entry["steps"] == 60 for entry in training.values())
+        with open(built_project / f"models/moons/{recipe}/history.csv") as handle:
+            history = list(csv.DictReader(handle))
+        steps = [(seed, step) for seed in "01" for step in ("0", "20", "40", "60")]
+        assert [(row["seed"], row["step"]) for row in history] == steps
+        for seed in SEEDS:
+            metrics = json.loads((built_project / f"metrics/moons/{recipe}/seed_{seed}.json").read_text())
+            assert set(metrics) == METRICS
+            assert sum(c["support"] for c in metrics["per_class"].values()) == 30
+            for part in ("train", "dev", "test"):
+                assert 0.0 <= metrics[part]["accuracy"] <= 1.0 and metrics[part]["loss"] > 0
+            assert metrics["training"]["steps"] == 60 and "run_id" not in metrics["training"]
+            figures = built_project / f"plots/moons/{recipe}/seed_{seed}"
+            assert sorted(p.name for p in figures.iterdir()) == [
+                "confusion_matrix.png", "decision_boundary.png", "learning_curves.png", "weight_histogram.png"]
+            assert all(png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for png in figures.iterdir())
+        # the seeds made different networks
+        first, second = (json.loads((built_project / f"metrics/moons/{recipe}/seed_{s}.json").read_text())
+                         for s in SEEDS)
+        assert first["weights"] != second["weights"]
+    # no temporary files of the atomic writes are left behind
+    assert not list(built_project.rglob(".*.tmp*"))
+
+
+def test_report_gives_intervals_paired_differences_and_the_path(built_project):
+    summary = (built_project / "reports/moons/summary.md").read_text()
+    assert summary.startswith("# moons: regularization recipes compared over 2 seeds")
+    assert "Test set: 30 examples" in summary
+    interval = r"[\d.]+% \[[\d.]+, [\d.]+\]"
+    for recipe in RECIPES:
+        assert re.search(rf"^\| {recipe} \| {interval} \| {interval} \| {interval} \|", summary, re.M), summary
+    assert re.search(r"^\| l2 \|.*\| [+-][\d.]+ \[[+-][\d.]+, [+-][\d.]+\] pts \| "
+                     r"(higher than baseline|lower than baseline|not separated) \|.*\| sum W\^2 [\d.]+ \|$",
+                     summary, re.M), summary
+    assert re.search(r"^\| l2 \| l2.strength \| (0.1|1|10) \| ", summary, re.M), summary
+    table = json.loads((built_project / "reports/moons/summary.json").read_text())
+    assert table["test_size"] == 30 and table["seeds"] == SEEDS
+    assert set(table["recipes"]) == set(RECIPES)
+    l2 = table["recipes"]["l2"]
+    assert set(l2["test_accuracy"]) == {"mean", "ci95_low", "ci95_high", "n"} and l2["test_accuracy"]["n"] == 2
+    assert l2["verdict"] in ("higher", "lower", "not separated")
+    metrics = [json.loads((built_project / f"metrics/moons/l2/seed_{s}.json").read_text()) for s in SEEDS]
+    assert l2["test_accuracy"]["mean"] == pytest.approx(sum(m["test"]["accuracy"] for m in metrics) / 2)
+    assert table["chosen_on_dev"]["recipe"] in RECIPES
+    assert table["paths"]["l2"]["selected"] in (0.1, 1, 10)
+    assert (built_project / "reports/moons/figures/decision_boundaries.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_path_stage_writes_a_row_per_strength_and_seed_and_its_figure(built_project):
+    with open(built_project / "reports/moons/paths/l2.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(float(r["strength"]), int(r["seed"])) for r in rows] == [(v, s) for v in (0.1, 1, 10) for s in SEEDS]
+    assert list(rows[0]) == ["strength", "seed", "train_accuracy", "dev_accuracy", "test_accuracy", "train_loss",
+                             "dev_loss", "test_loss", "squared_weight_sum"]
+    weights = {float(r["strength"]): float(r["squared_weight_sum"]) for r in rows if r["seed"] == "0"}
+    assert weights[10] < weights[1] < weights[0.1]  # stronger L2, smaller weights
+    assert (built_project / "reports/moons/paths/l2.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_mlflow_has_a_run_per_recipe_and_seed_and_a_parent_per_path(built_project):
+    client = mlflow_client(built_project)
+    experiment = client.get_experiment_by_name("moons")
+    runs = client.search_runs([experiment.experiment_id])
+    assert str(built_project / "mlartifacts") in experiment.artifact_location
+    trained = [r for r in runs if "seed" in r.data.tags]
+    assert sorted((r.data.tags["recipe"], r.data.tags["seed"]) for r in trained) == [
+        (recipe, str(seed)) for recipe in RECIPES for seed in SEEDS]
+    for r in trained:
+        recipe, seed = r.data.tags["recipe"], int(r.data.tags["seed"])
+        assert r.info.run_name == recipe and r.info.status == "FINISHED"
+        assert r.data.params["trainer.max_steps"] == "60" and r.data.params["seed"] == str(seed)
+        assert all(len(v) <= 500 for v in r.data.params.values())
+        assert [m.step for m in client.get_metric_history(r.info.run_id, "dev_loss")] == [0, 20, 40, 60]
+        metrics = json.loads((built_project / f"metrics/moons/{recipe}/seed_{seed}.json").read_text())
+        assert r.data.metrics["test_accuracy"] == metrics["test"]["accuracy"]
+        assert r.data.metrics["sparsity"] == metrics["weights"]["sparsity"]
+        artifacts = {a.path for a in client.list_artifacts(r.info.run_id)}
+        assert {"config.yaml", "evaluation"} <= artifacts
+    assert {r.data.tags["pipeline_run"] for r in runs} == {trained[0].data.tags["pipeline_run"]}
+    (parent,) = [r for r in runs if r.data.tags.get("kind") == "path"]
+    assert parent.info.run_name == "path l2" and parent.data.tags["path"] == "l2"
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(float(r.data.params["strength"]) for r in children) == [0.1, 1, 10]
+    for child in children:
+        low, mean, high = (child.data.metrics[f"dev_accuracy{s}"] for s in ("_ci95_low", "", "_ci95_high"))
+        assert low <= mean <= high
+    assert [a.path for a in client.list_artifacts(parent.info.run_id)] == ["l2.png"]
+    models = client.search_logged_models([experiment.experiment_id])
+    assert {m.source_run_id for m in models} == {r.info.run_id for r in trained}
+
+
+def test_logged_model_loads_and_has_a_signature(built_project):
+    import mlflow.pyfunc
+    import numpy as np
+
+    client = mlflow_client(built_project)
+    experiment = client.get_experiment_by_name("moons")
+    model = client.search_logged_models([experiment.experiment_id], max_results=1)[0]
+    mlflow.set_tracking_uri(f"sqlite:///{built_project / 'mlflow.db'}")
+    loaded = mlflow.pyfunc.load_model(model.model_uri)
+    assert loaded.metadata.signature is not None
+    proba = loaded.predict(np.zeros((3, 2), dtype=np.float32))
+    assert proba.shape == (3, 2)
+    assert np.allclose(proba.sum(axis=1), 1.0)
+
+
+def test_second_repro_is_a_no_op(built_project):
+    result = run(["dvc", "repro"], built_project)
+    assert "Running stage" not in result.stdout
+    assert "Data and pipelines are up to date" in result.stdout
+
+
+def test_override_reruns_only_the_recipe_that_uses_it(built_project):
+    result = run(["dvc", "exp", "run", "-S", "suite.l2.l2.strength=0.3"], built_project)
+    ran = set(re.findall(r"Running stage '([^']+)'", result.stdout))
+    assert ran == {"train@moons-l2", "evaluate@moons-l2", "report@moons"}, result.stdout
+    params = yaml.safe_load((built_project / "params.yaml").read_text())
+    assert params["suite"]["l2"]["l2"]["strength"] == 0.3
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], built_project).stdout)
+    assert "0.3" in json.dumps(shown)  # the experiment is listed with its param
+    assert "test_accuracy" in json.dumps(shown)
+
+
+@pytest.mark.slow
+def test_every_offline_dataset_runs_through_dvc(project):
+    """digits, mnist5k and the user-file examples, next to moons, in one `dvc exp run`."""
+    added = {"digits": "digits", "mnist5k": "mnist5k", "iris": "csv", "cancer": "npz"}
+    overrides = [arg for name, config in added.items() for arg in ("-S", f"+dataset@datasets.{name}={config}")]
+    result = run(["dvc", "exp", "run", *overrides, "-S", "~paths.l2", "-S", "seeds=[1]"], project)
+    ran = set(re.findall(r"Running stage '([^']+)'", result.stdout))
+    assert {f"report@{name}" for name in added} <= ran, result.stdout
+    expected = {"digits": (10, 450, True), "mnist5k": (10, 1500, True), "iris": (3, 30, False),
+                "cancer": (2, 114, False)}
+    for name, (classes, test_size, images) in expected.items():
+        metrics = json.loads((project / f"metrics/{name}/l2/seed_1.json").read_text())
+        assert len(metrics["per_class"]) == classes
+        assert sum(c["support"] for c in metrics["per_class"].values()) == test_size
+        assert metrics["train"]["accuracy"] > 1.5 / classes, name  # learned something in 60 steps
+        figures = sorted(p.name for p in (project / f"plots/{name}/l2/seed_1").iterdir())
+        image_figures = ["first_layer_weights.png", "misclassified.png"] if images else []
+        assert figures == sorted(["confusion_matrix.png", "learning_curves.png", "weight_histogram.png",
+                                   *image_figures]), name
+        report = sorted(p.name for p in (project / f"reports/{name}/figures").iterdir())
+        assert report == (["first_layer_weights.png"] if images else []), name

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.core.config import ModelConfig, TrainerConfig
+from pipeline.config import ModelConfig, TrainerConfig
 from pipeline.data.splits import Splits
 from pipeline.engine.fit import Member, fit
 from pipeline.techniques import RecipeConfig

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.config import PARAMS_FILE, PipelineConfig
 from pipeline.core.atomic import write_text
-from pipeline.core.config import PARAMS_FILE, PipelineConfig
 from pipeline.core.errors import PipelineError, cli
 from pipeline.core.schema import validate
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from pipeline.analysis import figures
 from pipeline.analysis.evaluation import evaluate
 from pipeline.analysis.statistics import interval
-from pipeline.core.config import AdhocConfig
+from pipeline.config import AdhocConfig
 from pipeline.core.errors import cli
 from pipeline.core.schema import validate
 from pipeline.data.raw import check

@@ -49,8 +49,8 @@ def by_strength(table: list[dict]) -> list[dict]:
     for strength in strengths:
         group = [row for row in table if row["strength"] == strength]
         summary.append({"strength": strength} | {
-            column: interval([row[column] for row in group]) if group[0][column] is not None else None
-            for column in columns})
+            column: interval([row[column] for row in group], bounds=(0.0, 1.0) if "accuracy" in column else None)
+            if group[0][column] is not None else None for column in columns})
     return summary
 
 

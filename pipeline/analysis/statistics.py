@@ -12,10 +12,11 @@ import numpy as np
 CONFIDENCE = 0.95
 
 
-def interval(values) -> dict[str, float | int | None]:
+def interval(values, bounds: tuple[float, float] | None = None) -> dict[str, float | int | None]:
     """{"mean", "ci95_low", "ci95_high", "n"}: the mean of values and the 95%
-    t-interval of that mean (scipy.stats); no interval from a single value,
-    and a point interval when all values are equal."""
+    t-interval of that mean (scipy.stats), cut to bounds (an accuracy's
+    interval does not reach past 100%); no interval from a single value, and
+    a point interval when all values are equal."""
     from scipy import stats
 
     values = np.asarray(values, dtype=np.float64)
@@ -26,6 +27,8 @@ def interval(values) -> dict[str, float | int | None]:
         low = high = mean
     else:
         low, high = (float(v) for v in stats.ttest_1samp(values, 0.0).confidence_interval(CONFIDENCE))
+        if bounds is not None:
+            low, high = max(low, bounds[0]), min(high, bounds[1])
     return {"mean": mean, "ci95_low": low, "ci95_high": high, "n": len(values)}
 
 
@@ -60,4 +63,7 @@ def half_width(estimate: dict) -> float | None:
 def binomial_half_width(accuracy: float, n: int) -> float:
     """Half the 95% normal-approximation interval of one accuracy measured on
     n examples: the noise of sampling the test set itself."""
-    return 1.959964 * math.sqrt(max(accuracy * (1 - accuracy), 0.0) / n) if n else math.inf
+    from scipy import stats
+
+    z = stats.norm.ppf(0.5 + CONFIDENCE / 2)
+    return z * math.sqrt(max(accuracy * (1 - accuracy), 0.0) / n) if n else math.inf

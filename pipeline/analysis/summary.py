@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.analysis.statistics import binomial_half_width, interval, paired_difference, verdict
-from pipeline.core.config import ReportConfig
+from pipeline.analysis.statistics import CONFIDENCE, binomial_half_width, interval, paired_difference, verdict
+from pipeline.config import ReportConfig
 from pipeline.techniques import TECHNIQUES
 
 PARTS = ("train", "dev", "test")
@@ -59,7 +59,7 @@ def summarize(metrics: dict[str, list[dict]], suite: dict, thresholds: ReportCon
         row = {"seeds": len(runs)}
         for part in PARTS:
             values = accuracies(runs, part)
-            row[f"{part}_accuracy"] = interval(values) if values else None
+            row[f"{part}_accuracy"] = interval(values, bounds=(0.0, 1.0)) if values else None
         row["test_loss"] = interval([r["test"]["loss"] for r in runs])
         row["generalization_gap"] = interval(np.subtract(accuracies(runs, "train"), accuracies(runs, "test")))
         if baseline is not None and name != baseline:
@@ -145,12 +145,13 @@ def markdown(dataset: str, summary: dict[str, dict], selection: dict | None, pat
                          f"| {pct(path['test_accuracy'])} | [paths/{name}.png](paths/{name}.png) |")
         lines += [""]
     lines += [
-        f"Diagnosis (of the means): high bias when the train error exceeds {thresholds.high_bias_error:.0%}; high "
-        f"variance when the dev error exceeds the train error by more than {thresholds.high_variance_gap:.0%} "
-        "(test error when there is no dev set). Thresholds: `report` in params.yaml. Sparsity: share of weights with "
-        "|w| below `analysis.sparsity_threshold`; column norm: norm of a neuron's incoming weights. Intervals are "
+        "Diagnosis and key figures are of the means over seeds: high bias when the train error exceeds "
+        f"{thresholds.high_bias_error:.0%}; high variance when the dev error exceeds the train error by more than "
+        f"{thresholds.high_variance_gap:.0%} (test error when there is no dev set). Thresholds: `report` in "
+        "params.yaml. Sparsity: share of weights with |w| below `analysis.sparsity_threshold`; column norm: norm "
+        "of a neuron's incoming weights. Intervals are "
         f"per comparison: were all {len(summary) - 1} recipes no different from the baseline, at least one verdict "
-        f"would still claim a difference in {1 - 0.95 ** (len(summary) - 1):.0%} of reports.",
+        f"would still claim a difference in {1 - CONFIDENCE ** (len(summary) - 1):.0%} of reports.",
         "",
     ]
     if figure:

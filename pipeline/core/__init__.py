@@ -1,2 +1,2 @@
-"""What every stage shares: the parameter schema, errors, atomic writes and
-output paths."""
+"""What every stage shares: the base of the config schemas, errors, atomic
+writes and output paths."""

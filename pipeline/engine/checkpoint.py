@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
+from pipeline.config import ModelConfig
 from pipeline.core.atomic import write_bytes, write_text
-from pipeline.core.config import ModelConfig
 from pipeline.core.errors import PipelineError
 from pipeline.engine.network import StackedNetwork, make_network
 from pipeline.techniques import Batch, RecipeConfig

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytorch_lightning as pl
 import torch
 
-from pipeline.core.config import ModelConfig, TrainerConfig
+from pipeline.config import ModelConfig, TrainerConfig
 from pipeline.data.splits import Splits
 from pipeline.engine.module import BatchTraining
 from pipeline.engine.network import StackedNetwork, as_tensors, make_network

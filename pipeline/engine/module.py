@@ -17,7 +17,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from pipeline.core.config import TrainerConfig
+from pipeline.config import TrainerConfig
 from pipeline.core.errors import PipelineError
 from pipeline.engine.network import StackedNetwork
 from pipeline.techniques import Batch, Technique

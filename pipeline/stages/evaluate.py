@@ -14,8 +14,8 @@ import json
 
 from pipeline.analysis import figures
 from pipeline.analysis.evaluation import evaluate
+from pipeline.config import load_params
 from pipeline.core.atomic import atomic_dir, write_json
-from pipeline.core.config import load_params
 from pipeline.core.errors import PipelineError, cli
 from pipeline.core.paths import figures_dir, history_path, metrics_path, model_path, training_record_path
 from pipeline.data.splits import SPLITS, load_splits

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from pipeline.config import load_params
 from pipeline.core.atomic import write_npz
-from pipeline.core.config import load_params
 from pipeline.core.errors import cli
 from pipeline.data.raw import check, raw_path
 

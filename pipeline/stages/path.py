@@ -19,8 +19,8 @@ from pathlib import Path
 from pipeline.analysis import figures
 from pipeline.analysis.evaluation import evaluate
 from pipeline.analysis.regularization_path import by_strength, rows, select, to_csv
+from pipeline.config import PARAMS_FILE, PipelineConfig, load_params
 from pipeline.core.atomic import atomic_dir, write_text
-from pipeline.core.config import PARAMS_FILE, PipelineConfig, load_params
 from pipeline.core.errors import cli
 from pipeline.core.paths import paths_dir
 from pipeline.data.splits import Splits, checksum, load_splits

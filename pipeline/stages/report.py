@@ -19,8 +19,8 @@ from pathlib import Path
 from pipeline.analysis import figures
 from pipeline.analysis.regularization_path import by_strength, from_csv, select
 from pipeline.analysis.summary import markdown, selected_on_dev, summarize
+from pipeline.config import PARAMS_FILE, PipelineConfig, load_params
 from pipeline.core.atomic import atomic_dir, write_json, write_text
-from pipeline.core.config import PARAMS_FILE, PipelineConfig, load_params
 from pipeline.core.errors import PipelineError, cli
 from pipeline.core.paths import metrics_path, model_path, path_table, report_dir
 from pipeline.data.splits import Splits, load_splits

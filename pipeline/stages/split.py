@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline.core.config import load_params
+from pipeline.config import load_params
 from pipeline.core.errors import PipelineError, cli
 from pipeline.data.raw import load_raw
 from pipeline.data.splits import SPLITS, save_splits, split

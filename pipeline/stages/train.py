@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 
+from pipeline.config import PARAMS_FILE, load_params
 from pipeline.core.atomic import write_json
-from pipeline.core.config import PARAMS_FILE, load_params
 from pipeline.core.errors import cli
 from pipeline.core.paths import history_path, model_path, training_record_path
 from pipeline.data.splits import checksum, load_splits

@@ -36,7 +36,7 @@ class EarlyStopping(Technique):
     @classmethod
     def key_figure(cls, config, metrics):
         training = metrics["training"]
-        return f"stopped at step {training['stopped_step']:g} (best {training['best_step']:g})"
+        return f"stopped at step {training['stopped_step']:.0f} (best {training['best_step']:.0f})"
 
     def __init__(self, configs, batch):
         super().__init__(configs, batch)

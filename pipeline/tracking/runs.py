@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from pipeline.core.config import ModelConfig, TrainerConfig
+from pipeline.config import ModelConfig, TrainerConfig
 from pipeline.data.splits import Splits
 from pipeline.engine.checkpoint import Trained
 from pipeline.engine.fit import FitResult, Member, fit

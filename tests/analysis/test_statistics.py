@@ -55,3 +55,9 @@ def test_verdict_claims_a_difference_only_when_the_interval_excludes_zero(a, b, 
 def test_test_sampling_noise_of_one_accuracy():
     assert binomial_half_width(0.9, 5000) == pytest.approx(1.959964 * math.sqrt(0.09 / 5000), rel=1e-6)
     assert binomial_half_width(0.9, 5000) < 0.01 < binomial_half_width(0.9, 100)  # the reason for 5 000 test points
+
+
+def test_an_accuracys_interval_stops_at_its_bounds():
+    estimate = interval([1.0, 0.98, 1.0], bounds=(0.0, 1.0))
+    assert estimate["ci95_high"] == 1.0 and estimate["ci95_low"] < estimate["mean"] < 1.0
+    assert interval([1.0, 0.98, 1.0])["ci95_high"] > 1.0  # unbounded, the t-interval would pass 100%

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.analysis.summary import diagnose, key_figure, markdown, mean_document, selected_on_dev, summarize
-from pipeline.core.config import ReportConfig
+from pipeline.config import ReportConfig
 from pipeline.techniques import RecipeConfig
 
 THRESHOLDS = ReportConfig(high_bias_error=0.15, high_variance_gap=0.05)

@@ -10,7 +10,7 @@ from conftest import ROOT
 
 from pipeline.analysis import figures
 from pipeline.analysis.evaluation import evaluate
-from pipeline.core.config import load_params
+from pipeline.config import load_params
 from pipeline.data.sources import DatasetConfig
 from pipeline.data.splits import split
 from pipeline.engine.fit import Member, fit

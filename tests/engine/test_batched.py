@@ -21,7 +21,7 @@ import torch
 from sklearn.datasets import make_moons
 from torch import nn
 
-from pipeline.core.config import ModelConfig, TrainerConfig
+from pipeline.config import ModelConfig, TrainerConfig
 from pipeline.data.splits import Splits
 from pipeline.engine.fit import Member, fit
 from pipeline.engine.module import BatchTraining

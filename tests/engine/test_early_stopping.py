@@ -12,7 +12,7 @@ import torch
 from pytorch_lightning.callbacks import EarlyStopping as LightningEarlyStopping
 from sklearn.datasets import make_moons
 
-from pipeline.core.config import ModelConfig, TrainerConfig
+from pipeline.config import ModelConfig, TrainerConfig
 from pipeline.data.splits import Splits
 from pipeline.engine.fit import Member, fit
 from pipeline.techniques import RecipeConfig

@@ -14,7 +14,7 @@ import torch
 from conftest import ROOT, run, serve_directory
 from scipy.io import savemat
 
-from pipeline.core.config import PipelineConfig
+from pipeline.config import PipelineConfig
 from pipeline.data.raw import Raw
 from pipeline.data.splits import split
 from pipeline.engine.fit import Member, fit

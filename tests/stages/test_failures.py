@@ -10,7 +10,7 @@ import torch
 import yaml
 from conftest import ROOT, mlflow_client, prepare_data, run
 
-from pipeline.core.config import load_params
+from pipeline.config import load_params
 from pipeline.data.splits import split
 from pipeline.engine.fit import Member, fit
 

@@ -14,7 +14,7 @@ from sklearn.datasets import make_moons
 from torch import nn
 
 from pipeline.analysis.weights import weight_figures
-from pipeline.core.config import ModelConfig, PathConfig, TrainerConfig
+from pipeline.config import ModelConfig, PathConfig, TrainerConfig
 from pipeline.core.errors import PipelineError
 from pipeline.data.splits import Splits
 from pipeline.engine.fit import Member, fit

@@ -12,7 +12,7 @@ import yaml
 from conftest import ROOT
 from pydantic import ValidationError
 
-from pipeline.core.config import PipelineConfig, load_params
+from pipeline.config import PipelineConfig, load_params
 from pipeline.core.errors import PipelineError
 from pipeline.core.schema import describe, validate
 from pipeline.techniques import RecipeConfig
@@ -229,3 +229,37 @@ def test_regularizer_values_are_checked_before_training(change, expected):
     message = str(caught.value)
     assert message.startswith("params.yaml: ") and "\n" not in message
     assert expected in message, message
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda d: d["paths"]["l2"].update(sweep="l3"),
+     "paths.l2: sweep must be one of ['augmentation', 'dropout', 'l1', 'l2', 'max_norm'] (got 'l3')"),
+    (lambda d: d["paths"]["l2"].update(sweep="l1"), "paths.l2: the recipe has no l1 to sweep"),
+    (lambda d: d["paths"]["l2"].update(values=[1, 1]), "values must differ from each other (got [1.0, 1.0])"),
+    (lambda d: d["paths"]["l2"].update(values=[0.1, -1]),
+     "value -1 is not a valid l2.strength: Input should be greater than or equal to 0"),
+    (lambda d: d["paths"]["dropout"].update(values=[0.5, 1.5]),
+     "value 1.5 is not a valid dropout.keep_prob: Input should be less than or equal to 1"),
+    (lambda d: d["paths"]["l2"].update(values=[1]), "paths.l2.values: List should have at least 2 items"),
+    (lambda d: d["paths"]["l2"]["recipe"]["l2"].update(strenght=1), "paths.l2.recipe.l2.strenght: unknown key"),
+    (lambda d: d.update(seeds=[0, 1, 1]), "seeds must differ from each other (got [0, 1, 1])"),
+    (lambda d: d.update(seeds=[-1]), "seeds.0: Input should be greater than or equal to 0 (got -1)"),
+    (lambda d: d["datasets"]["moons"]["split"].update(dev=2.5),
+     "datasets.moons.split.dev: must be a share below 1 or a whole number of examples (got 2.5)"),
+])
+def test_paths_seeds_and_split_sizes_are_checked_before_any_work(change, expected):
+    with pytest.raises(PipelineError) as caught:
+        validate(PipelineConfig, modified(change), "params.yaml")
+    message = str(caught.value)
+    assert message.startswith("params.yaml: ") and "\n" not in message
+    assert expected in message, message
+
+
+def test_every_technique_is_a_key_of_recipes_and_has_its_conf_file():
+    from pipeline.techniques import TECHNIQUES
+
+    assert list(RecipeConfig.model_fields) == list(TECHNIQUES)
+    for name in TECHNIQUES:
+        conf = yaml.safe_load((ROOT / f"conf/regularization/{name}.yaml").read_text())
+        RecipeConfig.model_validate(conf)  # the shipped defaults are valid
+        assert f"| {name.replace('_', ' ')}" in (ROOT / "README.md").read_text().lower().replace("-", " ")

@@ -72,6 +72,14 @@ def title(name: str, metrics: dict) -> str:
     return f"{name}\ntrain {metrics['train']['accuracy']:.1%} / test {metrics['test']['accuracy']:.1%}"
 
 
+def plain_log_ticks(axis) -> None:
+    """Log-axis ticks at powers of ten labelled 0.01, 1, 100 rather than as
+    typeset powers: easier to read, and the typesetting (and the minor ticks)
+    cost most of a small figure's drawing time."""
+    axis.set_minor_locator(matplotlib.ticker.NullLocator())
+    axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+
+
 def save(fig, path: Path, tight: bool = True) -> None:
     """tight=False for the figures every network gets: a tight bounding box
     draws the figure twice, and their margins are set by hand instead."""
@@ -130,7 +138,7 @@ def weight_histogram(path: Path, weights: list[np.ndarray], name: str) -> None:
     for i, matrix in enumerate(values):  # outlines, one per matrix: cheaper to draw than bars
         ax.stairs(np.histogram(matrix, edges)[0], edges, label=f"W{i + 1}")
     ax.set_yscale("log")
-    ax.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())  # unlabeled minor ticks cost most of the drawing
+    plain_log_ticks(ax.yaxis)
     ax.set_xlabel("weight value")
     ax.set_ylabel("count")
     ax.set_title(f"{name}: weights", fontsize=9)
@@ -274,6 +282,7 @@ def regularization_path(path: Path, summary: list[dict], title: str, swept: str,
     axes[2].set_xlabel(swept)
     for ax in axes:
         ax.set_xscale("log")
+        plain_log_ticks(ax.xaxis)
         ax.grid(alpha=0.3)
         if selected is not None:
             ax.axvline(selected, color="k", linewidth=0.8, linestyle="-.")

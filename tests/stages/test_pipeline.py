@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -127,7 +130,11 @@ def test_logged_model_loads_and_has_a_signature(built_project):
     assert np.allclose(proba.sum(axis=1), 1.0)
 
 
-def test_second_repro_is_a_no_op(built_project):
+def test_second_repro_is_a_no_op_even_after_python_wrote_bytecode(built_project):
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run([sys.executable, "-c", "import pipeline.stages.train"], cwd=built_project, env=environment,
+                   check=True)
+    assert list(built_project.glob("pipeline/**/__pycache__/*.pyc"))  # beside the code the stages depend on
     result = run(["dvc", "repro"], built_project)
     assert "Running stage" not in result.stdout
     assert "Data and pipelines are up to date" in result.stdout

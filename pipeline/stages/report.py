@@ -5,9 +5,13 @@
 Writes reports/<dataset>/summary.md (per recipe: accuracies with 95%
 intervals over seeds, the paired difference against the baseline and whether
 the evidence separates them, a diagnosis and a key figure; the recipe and
-path strengths chosen on dev), summary.json (the same numbers, DVC's
-metrics) and figures/ (all recipes side by side, first seed), and logs them
-to a run named "report" in the dataset's MLflow experiment.
+path strengths chosen on dev), summary.json (the same numbers),
+test_accuracy.json (each recipe's mean test accuracy: DVC's metrics, compact
+enough for `dvc metrics show` and `dvc exp show`), figures/ (all recipes
+side by side, first seed) and index.html (all of it in one page that opens
+offline); logs them into the pipeline run's parent run in
+the dataset's MLflow experiment (the summary becomes its description), which
+it then ends.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 from pipeline.analysis import figures
 from pipeline.analysis.regularization_path import by_strength, from_csv, select
 from pipeline.analysis.summary import markdown, selected_on_dev, summarize
+from pipeline.analysis.web_page import web_page
 from pipeline.config import PARAMS_FILE, PipelineConfig, load_params
 from pipeline.core.atomic import atomic_dir, write_json, write_text
 from pipeline.core.errors import PipelineError, cli
@@ -26,7 +31,8 @@ from pipeline.core.paths import metrics_path, model_path, path_table, report_dir
 from pipeline.data.splits import Splits, load_splits
 from pipeline.engine import checkpoint
 from pipeline.techniques import TECHNIQUES
-from pipeline.tracking.store import common_tags, connect, failing, pipeline_run_id, start_runs
+from pipeline.tracking.runs import parent_of
+from pipeline.tracking.store import NOTE, common_tags, connect, failing, pipeline_run_id
 
 
 def read_metrics(dataset: str, params: PipelineConfig) -> dict[str, list[dict]]:
@@ -94,11 +100,15 @@ def main(argv: list[str] | None = None) -> None:
         test_size = len(splits.y["test"])
         write_json(out / "summary.json", {"test_size": test_size, "seeds": params.seeds, "recipes": summary,
                                           "chosen_on_dev": selection, "paths": paths})
+        write_json(out / "test_accuracy.json",
+                   {recipe: round(row["test_accuracy"]["mean"], 4) for recipe, row in summary.items()})
         write_text(out / "summary.md", markdown(dataset, summary, selection, paths, test_size, params.report, figure))
+    # after the figures' directory is in place: the page embeds them
+    write_text(out / "index.html", web_page(f"{dataset}: regularization report", (out / "summary.md").read_text(), out))
     client = connect()
-    tags = common_tags(dataset, "dvc", pipeline_run_id(PARAMS_FILE), kind="report")
-    (run_id,) = start_runs(client, dataset, ["report"], [tags], [{}])
+    run_id = parent_of(client, dataset, splits, common_tags(dataset, "dvc", pipeline_run_id(PARAMS_FILE)))
     with failing(client, [run_id]):
+        client.set_tag(run_id, NOTE, (out / "summary.md").read_text())  # the report is the run's description
         for path in [out / "summary.md", out / "summary.json", *([out / figure] if figure else [])]:
             client.log_artifact(run_id, str(path))
     print(f"report {dataset}: {out / 'summary.md'}")

@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 from pipeline.analysis import figures
+from pipeline.analysis.evaluation import predict
 from pipeline.analysis.regularization_path import by_strength, from_csv, select
 from pipeline.analysis.summary import markdown, selected_on_dev, summarize
 from pipeline.config import PARAMS_FILE, PipelineConfig, load_params
@@ -68,8 +69,9 @@ def comparison_figure(directory: Path, dataset: str, splits: Splits, metrics: di
     if splits.n_features == 2:
         grid = figures.plane(splits)
         probas = {recipe: figures.probabilities(net, *grid)[0] for recipe, net in firsts.items()}
+        y_preds = {recipe: predict(net, splits.X["test"])[0] for recipe, net in firsts.items()}
         figures.decision_boundaries(directory / "decision_boundaries.png", probas, grid, splits,
-                                    {recipe: runs[0] for recipe, runs in metrics.items()})
+                                    {recipe: runs[0] for recipe, runs in metrics.items()}, y_preds)
         return "figures/decision_boundaries.png"
     weights = {recipe: figures.weight_matrices(net, 0)[0].T for recipe, net in firsts.items()}  # (units, pixels)
     figures.first_layer_comparison(directory / "first_layer_weights.png", weights, splits.image_shape)

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
             directory.mkdir()
             figures.network_figures(directory, config.recipe, splits, documents[k], result.curves[k],
                                     figures.weight_matrices(trained.net, k), y_pred[k],
-                                    proba[k] if proba is not None else None, grid)
+                                    proba[k] if proba is not None else None, grid, result.figures[k].get("best_step"))
             log_evaluation(client, run_id, documents[k], directory)
 
     print(f"ad-hoc {dataset_name}/{config.recipe}: MLflow runs {', '.join(run_ids)} in {tracking_uri()}")

@@ -234,9 +234,11 @@ def weight_histogram(path: Path, weights: list[np.ndarray], name: str) -> None:
     save(fig, path, tight=False)
 
 
-def learning_curves(path: Path, curve: list[dict[str, float]], name: str) -> None:
+def learning_curves(path: Path, curve: list[dict[str, float]], name: str, best_step: int | None = None
+                    ) -> Figure:
     """Train and dev loss and accuracy against the gradient step, as evaluated
-    during training: where dev stops improving, and how far train runs ahead."""
+    during training: where dev stops improving, and how far train runs ahead.
+    best_step: the step early stopping kept the weights of, marked on both panels."""
     fig, axes = plt.subplots(1, 2, figsize=(8, 3))
     fig.subplots_adjust(left=0.08, right=0.98, bottom=0.16, top=0.86, wspace=0.25)
     steps = [point["step"] for point in curve]
@@ -245,12 +247,14 @@ def learning_curves(path: Path, curve: list[dict[str, float]], name: str) -> Non
             key = f"{part}_{quantity}"
             if curve and key in curve[0]:
                 ax.plot(steps, [point[key] for point in curve], style, label=part)
+        if best_step is not None:
+            ax.axvline(best_step, color="k", linestyle=":", linewidth=1, label=f"best step {best_step} (kept)")
         ax.set_xlabel("gradient step")
         ax.set_ylabel(quantity)
         if ax.lines:
             ax.legend(fontsize=8)
     fig.suptitle(f"{name}: learning curves", fontsize=9)
-    save(fig, path, tight=False)
+    return save(fig, path, tight=False)
 
 
 # --- figures for image data sets -------------------------------------------------
@@ -383,13 +387,15 @@ def regularization_path(path: Path, summary: list[dict], title: str, swept: str,
 
 
 def network_figures(directory: Path, name: str, splits: Splits, document: dict, curve: list[dict],
-                    weights: list[np.ndarray], y_pred: np.ndarray, proba: np.ndarray | None, grid) -> None:
-    """The figures of one evaluated network that fit its data: learning curves,
-    confusion matrix and weight histogram for all; a decision boundary
-    (proba over grid, y_pred the test predictions) for points in the plane;
-    misclassified test images and first-layer weights for images."""
+                    weights: list[np.ndarray], y_pred: np.ndarray, proba: np.ndarray | None, grid,
+                    best_step: int | None = None) -> None:
+    """The figures of one evaluated network that fit its data: learning curves
+    (best_step marked if early stopping kept it), confusion matrix and weight
+    histogram for all; a decision boundary (proba over grid, y_pred the test
+    predictions) for points in the plane; misclassified test images and
+    first-layer weights for images."""
     X_test, y_test = splits.X["test"], splits.y["test"]
-    learning_curves(directory / "learning_curves.png", curve, name)
+    learning_curves(directory / "learning_curves.png", curve, name, best_step)
     confusion_matrix(directory / "confusion_matrix.png", y_test, y_pred, splits.classes, name)
     weight_histogram(directory / "weight_histogram.png", weights, name)
     if proba is not None:

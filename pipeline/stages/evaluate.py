@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> None:
                        for seed in trained.seeds]
         figures.every_network_figures([
             (directories[k], args.recipe, splits, documents[k], curves[seed], figures.weight_matrices(trained.net, k),
-             y_pred[k], proba[k] if proba is not None else None, grid) for k, seed in enumerate(trained.seeds)])
+             y_pred[k], proba[k] if proba is not None else None, grid, record[seed].get("best_step"))
+            for k, seed in enumerate(trained.seeds)])
         for seed, document, run_id, directory in zip(trained.seeds, documents, run_ids, directories):
             document["training"] = record[seed]
             log_evaluation(client, run_id, document, directory)

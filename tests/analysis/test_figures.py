@@ -2,7 +2,7 @@
 objects (drawn into tmp_path, never compared to golden images): planes zoomed
 to the data with equal axes and ticks, neutral split markers, rings exactly on
 the misclassified test points, comparison grids of at most four columns on
-shared scales."""
+shared scales, the early-stopping step marked."""
 
 from __future__ import annotations
 
@@ -175,3 +175,37 @@ def test_eleven_recipes_compare_in_a_grid_of_four_columns_with_one_colour_bar_an
     assert any(label.get_visible() and label.get_text() for label in above_empty.get_xticklabels())
     width, _ = fig.get_size_inches() * fig.dpi
     assert width < 1600  # readable at MLflow's width, unlike the 2986-pixel strip of eleven
+
+
+# --- learning curves ------------------------------------------------------------------
+
+CURVE = [{"step": step, "train_loss": 1 / (1 + step), "dev_loss": 0.5 + abs(step - 100) / 400,
+          "train_accuracy": 0.9, "dev_accuracy": 0.8} for step in range(0, 301, 50)]
+
+
+def test_learning_curves_mark_the_step_early_stopping_kept(tmp_path):
+    fig = figures.learning_curves(tmp_path / "curves.png", CURVE, "early_stopping", best_step=100)
+    for ax in fig.axes:
+        (marks,) = [line for line in ax.get_lines() if line.get_label().startswith("best step")]
+        assert marks.get_label() == "best step 100 (kept)"
+        assert list(marks.get_xdata()) == [100, 100]
+        assert "best step 100 (kept)" in [text.get_text() for text in ax.get_legend().get_texts()]
+
+
+def test_learning_curves_without_early_stopping_mark_nothing(tmp_path):
+    fig = figures.learning_curves(tmp_path / "curves.png", CURVE, "l2")
+    assert all(line.get_label() in ("train", "dev") for ax in fig.axes for line in ax.get_lines())
+
+
+def test_network_figures_pass_the_best_step_and_the_test_predictions_on(tmp_path, monkeypatch):
+    splits = football_like()
+    grid = figures.plane(splits)
+    y_pred = with_errors(splits.y["test"], [4])
+    drawn = {}
+    monkeypatch.setattr(figures, "learning_curves", lambda path, curve, name, best_step: drawn.update(best=best_step))
+    monkeypatch.setattr(figures, "decision_boundary", lambda *args: drawn.update(y_pred=args[-1]))
+    weights = [RNG.normal(0, 1, size) for size in ((2, 8), (8, 8), (8, 1))]
+    figures.network_figures(tmp_path, "early_stopping", splits, accuracy(0.9, 0.9), CURVE, weights,
+                            y_pred, smooth_proba(grid), grid, best_step=150)
+    assert drawn["best"] == 150 and drawn["y_pred"] is y_pred
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["confusion_matrix.png", "weight_histogram.png"]

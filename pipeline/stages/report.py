@@ -6,7 +6,8 @@ Writes reports/<dataset>/summary.md (per recipe: accuracies with 95%
 intervals over seeds, the paired difference against the baseline and whether
 the evidence separates them, a diagnosis and a key figure; the recipe and
 path strengths chosen on dev), summary.json (the same numbers, DVC's
-metrics) and figures/ (all recipes side by side, first seed), and logs them
+metrics) and figures/ (all recipes side by side, first seed: decision
+boundaries or first-layer weights, and weight histograms), and logs them
 to a run named "report" in the dataset's MLflow experiment.
 """
 
@@ -60,22 +61,27 @@ def read_paths(dataset: str, params: PipelineConfig) -> dict[str, dict]:
     return chosen
 
 
-def comparison_figure(directory: Path, dataset: str, splits: Splits, metrics: dict[str, list[dict]]) -> str | None:
+def comparison_figures(directory: Path, dataset: str, splits: Splits, metrics: dict[str, list[dict]]) -> list[str]:
     """All recipes side by side, each recipe's first seed: decision boundaries
-    for points in the plane, first-layer weights for images."""
-    if splits.n_features != 2 and splits.image_shape is None:
-        return None
+    for points in the plane, first-layer weights for images, and for every
+    dataset the weights on shared bins. Returns their paths relative to the report."""
     firsts = {recipe: checkpoint.load(model_path(dataset, recipe)).single(0) for recipe in metrics}
+    first_metrics = {recipe: runs[0] for recipe, runs in metrics.items()}
+    weights = {recipe: figures.weight_matrices(net, 0) for recipe, net in firsts.items()}
+    drawn = []
     if splits.n_features == 2:
         grid = figures.plane(splits)
         probas = {recipe: figures.probabilities(net, *grid)[0] for recipe, net in firsts.items()}
         y_preds = {recipe: predict(net, splits.X["test"])[0] for recipe, net in firsts.items()}
-        figures.decision_boundaries(directory / "decision_boundaries.png", probas, grid, splits,
-                                    {recipe: runs[0] for recipe, runs in metrics.items()}, y_preds)
-        return "figures/decision_boundaries.png"
-    weights = {recipe: figures.weight_matrices(net, 0)[0].T for recipe, net in firsts.items()}  # (units, pixels)
-    figures.first_layer_comparison(directory / "first_layer_weights.png", weights, splits.image_shape)
-    return "figures/first_layer_weights.png"
+        figures.decision_boundaries(directory / "decision_boundaries.png", probas, grid, splits, first_metrics, y_preds)
+        drawn.append("decision_boundaries.png")
+    if splits.image_shape is not None:
+        first_layers = {recipe: matrices[0].T for recipe, matrices in weights.items()}  # (units, pixels)
+        figures.first_layer_comparison(directory / "first_layer_weights.png", first_layers, splits.image_shape)
+        drawn.append("first_layer_weights.png")
+    figures.weight_histograms(directory / "weight_histograms.png", weights, first_metrics)
+    drawn.append("weight_histograms.png")
+    return [f"figures/{name}" for name in drawn]
 
 
 @cli
@@ -92,16 +98,17 @@ def main(argv: list[str] | None = None) -> None:
     selection = selected_on_dev(metrics)
     out = report_dir(dataset)
     with atomic_dir(out / "figures") as directory:
-        figure = comparison_figure(directory, dataset, splits, metrics)
+        figure_paths = comparison_figures(directory, dataset, splits, metrics)
         test_size = len(splits.y["test"])
         write_json(out / "summary.json", {"test_size": test_size, "seeds": params.seeds, "recipes": summary,
                                           "chosen_on_dev": selection, "paths": paths})
-        write_text(out / "summary.md", markdown(dataset, summary, selection, paths, test_size, params.report, figure))
+        write_text(out / "summary.md",
+                   markdown(dataset, summary, selection, paths, test_size, params.report, figure_paths))
     client = connect()
     tags = common_tags(dataset, "dvc", pipeline_run_id(PARAMS_FILE), kind="report")
     (run_id,) = start_runs(client, dataset, ["report"], [tags], [{}])
     with failing(client, [run_id]):
-        for path in [out / "summary.md", out / "summary.json", *([out / figure] if figure else [])]:
+        for path in [out / "summary.md", out / "summary.json", *(out / figure for figure in figure_paths)]:
             client.log_artifact(run_id, str(path))
     print(f"report {dataset}: {out / 'summary.md'}")
 

@@ -2,7 +2,7 @@
 objects (drawn into tmp_path, never compared to golden images): planes zoomed
 to the data with equal axes and ticks, neutral split markers, rings exactly on
 the misclassified test points, comparison grids of at most four columns on
-shared scales, the early-stopping step marked."""
+shared scales, the early-stopping step marked, layers in order."""
 
 from __future__ import annotations
 
@@ -177,6 +177,38 @@ def test_eleven_recipes_compare_in_a_grid_of_four_columns_with_one_colour_bar_an
     assert width < 1600  # readable at MLflow's width, unlike the 2986-pixel strip of eleven
 
 
+# --- weights ---------------------------------------------------------------------
+
+
+def layered_weights(scale: float) -> list[np.ndarray]:
+    return [RNG.normal(0, scale, size) for size in ((2, 8), (8, 8), (8, 1))]
+
+
+def test_weight_histogram_lists_the_layers_in_order(tmp_path):
+    fig = figures.weight_histogram(tmp_path / "weights.png", layered_weights(1.0), "baseline")
+    assert [text.get_text() for text in fig.axes[0].get_legend().get_texts()] == ["W1", "W2", "W3"]
+
+
+def test_weight_histograms_compare_recipes_on_shared_bins_and_range(tmp_path):
+    recipes = {f"recipe_{i}": layered_weights(scale) for i, scale in enumerate(np.linspace(0.1, 2.0, 11))}
+    metrics = {name: {"weights": {"squared_weight_sum": 12.34, "sparsity": 0.5}} for name in recipes}
+    fig = figures.weight_histograms(tmp_path / "weight_histograms.png", recipes, metrics)
+    assert (tmp_path / "weight_histograms.png").read_bytes()[:4] == b"\x89PNG"
+    panels = fig.axes
+    assert [ax.get_title().split("\n")[0] for ax in panels] == list(recipes)
+    assert "sum W² 12.3, sparsity 50%" in panels[0].get_title()
+    assert len({round(ax.get_position().x0, 3) for ax in panels}) == 4
+    edges = [step.get_data().edges for ax in panels for step in ax.patches]
+    assert len(edges) == 3 * len(recipes)
+    assert all(np.array_equal(e, edges[0]) for e in edges)
+    reach = max(np.abs(w).max() for matrices in recipes.values() for w in matrices)
+    assert edges[0][[0, -1]] == pytest.approx([-reach, reach])
+    assert len(edges[0]) % 2 == 0  # an odd number of bins: one centred on zero
+    assert len({ax.get_xlim() for ax in panels}) == 1 and len({ax.get_ylim() for ax in panels}) == 1
+    (legend,) = fig.legends
+    assert [text.get_text() for text in legend.get_texts()] == ["W1", "W2", "W3"]
+
+
 # --- learning curves ------------------------------------------------------------------
 
 CURVE = [{"step": step, "train_loss": 1 / (1 + step), "dev_loss": 0.5 + abs(step - 100) / 400,
@@ -204,8 +236,7 @@ def test_network_figures_pass_the_best_step_and_the_test_predictions_on(tmp_path
     drawn = {}
     monkeypatch.setattr(figures, "learning_curves", lambda path, curve, name, best_step: drawn.update(best=best_step))
     monkeypatch.setattr(figures, "decision_boundary", lambda *args: drawn.update(y_pred=args[-1]))
-    weights = [RNG.normal(0, 1, size) for size in ((2, 8), (8, 8), (8, 1))]
-    figures.network_figures(tmp_path, "early_stopping", splits, accuracy(0.9, 0.9), CURVE, weights,
+    figures.network_figures(tmp_path, "early_stopping", splits, accuracy(0.9, 0.9), CURVE, layered_weights(1.0),
                             y_pred, smooth_proba(grid), grid, best_step=150)
     assert drawn["best"] == 150 and drawn["y_pred"] is y_pred
     assert sorted(p.name for p in tmp_path.iterdir()) == ["confusion_matrix.png", "weight_histogram.png"]

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
             directory.mkdir()
             figures.network_figures(directory, config.recipe, splits, documents[k], result.curves[k],
                                     figures.weight_matrices(trained.net, k), y_pred[k],
-                                    proba[k] if proba is not None else None, grid)
+                                    proba[k] if proba is not None else None, grid, result.figures[k].get("best_step"))
             documents[k]["training"] = {"steps": result.steps[k], **result.figures[k]}
             log_evaluation(client, run_id, documents[k], directory, Probabilities(trained.single(k)), example,
                            f"{config.recipe}-seed-{config.seeds[k]}", dataset)

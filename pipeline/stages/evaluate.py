@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> None:
                        for seed in trained.seeds]
         figures.every_network_figures([
             (directories[k], args.recipe, splits, documents[k], curves[seed], figures.weight_matrices(trained.net, k),
-             y_pred[k], proba[k] if proba is not None else None, grid) for k, seed in enumerate(trained.seeds)])
+             y_pred[k], proba[k] if proba is not None else None, grid, record[seed].get("best_step"))
+            for k, seed in enumerate(trained.seeds)])
         example = torch.as_tensor(splits.X["train"][:5], dtype=trained.net.dtype)
         dataset = training_input(args.dataset, splits)
         for k, (seed, document, run_id, directory) in enumerate(zip(trained.seeds, documents, run_ids, directories)):

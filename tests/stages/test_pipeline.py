@@ -69,9 +69,13 @@ def test_report_gives_intervals_paired_differences_and_the_path(built_project):
     assert l2["test_accuracy"]["mean"] == pytest.approx(sum(m["test"]["accuracy"] for m in metrics) / 2)
     assert table["chosen_on_dev"]["recipe"] in RECIPES
     assert table["paths"]["l2"]["selected"] in (0.1, 1, 10)
-    assert (built_project / "reports/moons/figures/decision_boundaries.png").read_bytes()[:4] == b"\x89PNG"
+    report_figures = built_project / "reports/moons/figures"
+    assert sorted(p.name for p in report_figures.iterdir()) == ["decision_boundaries.png", "weight_histograms.png"]
+    assert all(png.read_bytes()[:4] == b"\x89PNG" for png in report_figures.iterdir())
+    assert "![decision boundaries (first seed)](figures/decision_boundaries.png)" in summary
+    assert "![weight histograms (first seed)](figures/weight_histograms.png)" in summary
     page = (built_project / "reports/moons/index.html").read_text()
-    assert "<table>" in page and page.count('src="data:image/png;base64,') == 2  # boundaries and the l2 path
+    assert "<table>" in page and page.count('src="data:image/png;base64,') == 3  # two comparisons, the l2 path
 
 
 def test_dvc_views_fit_a_terminal(built_project):
@@ -243,4 +247,5 @@ def test_every_offline_dataset_runs_through_dvc(project):
         assert figures == sorted(["confusion_matrix.png", "learning_curves.png", "weight_histogram.png",
                                    *image_figures]), name
         report = sorted(p.name for p in (project / f"reports/{name}/figures").iterdir())
-        assert report == (["first_layer_weights.png"] if images else []), name
+        assert report == (["first_layer_weights.png", "weight_histograms.png"] if images else
+                          ["weight_histograms.png"]), name

@@ -14,6 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import torch
+
 from pipeline.analysis import figures
 from pipeline.analysis.evaluation import evaluate
 from pipeline.analysis.statistics import interval
@@ -23,8 +25,9 @@ from pipeline.core.schema import validate
 from pipeline.data.raw import check
 from pipeline.data.splits import SPLITS, checksum, split
 from pipeline.engine.fit import Member
+from pipeline.engine.network import Probabilities
 from pipeline.params import compose
-from pipeline.tracking.runs import log_evaluation, train_tracked
+from pipeline.tracking.runs import log_evaluation, train_tracked, training_input
 from pipeline.tracking.store import common_tags, connect, failing, tracking_uri
 
 
@@ -50,14 +53,18 @@ def main(argv: list[str] | None = None) -> None:
     documents, y_pred = evaluate(trained.net, splits, config.analysis.sparsity_threshold)
     grid = figures.plane(splits) if splits.n_features == 2 else None
     proba = figures.probabilities(trained.net, *grid) if grid is not None else None
+    example = torch.as_tensor(splits.X["train"][:5], dtype=trained.net.dtype)
+    dataset = training_input(dataset_name, splits)
     with failing(client, run_ids), tempfile.TemporaryDirectory() as tmp:
         for k, run_id in enumerate(run_ids):
             directory = Path(tmp) / str(k)
             directory.mkdir()
             figures.network_figures(directory, config.recipe, splits, documents[k], result.curves[k],
                                     figures.weight_matrices(trained.net, k), y_pred[k],
-                                    proba[k] if proba is not None else None, grid)
-            log_evaluation(client, run_id, documents[k], directory)
+                                    proba[k] if proba is not None else None, grid, result.figures[k].get("best_step"))
+            documents[k]["training"] = {"steps": result.steps[k], **result.figures[k]}
+            log_evaluation(client, run_id, documents[k], directory, Probabilities(trained.single(k)), example,
+                           f"{config.recipe}-seed-{config.seeds[k]}", dataset)
 
     print(f"ad-hoc {dataset_name}/{config.recipe}: MLflow runs {', '.join(run_ids)} in {tracking_uri()}")
     for seed, document in zip(config.seeds, documents):

@@ -39,7 +39,8 @@ START_TIMEOUT_SECONDS = 120
 PRELOAD = ["pipeline.stages.fetch", "pipeline.stages.split", "pipeline.stages.train", "pipeline.stages.evaluate",
            "pipeline.stages.path", "pipeline.stages.report", "mlflow.pytorch", "mlflow.pyfunc",
            "mlflow.store.tracking.sqlalchemy_store", "sklearn.datasets", "sklearn.model_selection",
-           "sklearn.preprocessing", "sklearn.metrics", "scipy.io", "scipy.stats"]
+           "sklearn.preprocessing", "sklearn.metrics", "scipy.io", "scipy.stats", "mlflow.data", "PIL.WebPImagePlugin",
+           "markdown"]
 
 
 def socket_path() -> str:

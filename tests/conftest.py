@@ -75,6 +75,7 @@ def make_project(path: Path) -> Path:
     run(["git", "config", "user.name", "test"], path)
     run(["dvc", "init", "-q"], path)
     shutil.copy(ROOT / ".dvc/config", path / ".dvc/config")
+    shutil.copytree(ROOT / ".dvc/plots", path / ".dvc/plots")  # the project's vega templates
     in_project(path, lambda: params.main([]))  # params.yaml from the shrunk conf/
     run(["git", "add", "-A"], path)
     run(["git", "commit", "-qm", "project"], path)

@@ -32,9 +32,9 @@ def test_adhoc_run_with_hydra_overrides_is_tracked_per_seed(project):
         assert r.data.params["regularization.l2.strength"] == "0.5"
         assert r.data.params["regularization.dropout.keep_prob.1"] == "0.5"
         assert 0.5 <= r.data.metrics["test_accuracy"] <= 1.0
-        assert [m.step for m in client.get_metric_history(r.info.run_id, "train_loss")] == [0, 20, 40]
-        assert {a.path for a in client.list_artifacts(r.info.run_id, "evaluation")} >= {
-            "evaluation/decision_boundary.png", "evaluation/learning_curves.png"}
+        assert [m.step for m in client.get_metric_history(r.info.run_id, "curve/train_loss")] == [0, 20, 40]
+        cards = {a.path.split("/")[-1].split("+")[0] for a in client.list_artifacts(r.info.run_id, "images")}
+        assert {"decision_boundary", "learning_curves", "boundary_during_training"} <= cards
     assert not (project / "models").exists()  # ad-hoc runs write nothing into the repository
 
 

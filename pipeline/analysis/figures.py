@@ -12,6 +12,9 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
 import torch
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from pipeline.core.atomic import atomic_path
 from pipeline.data.splits import Splits
@@ -20,12 +23,20 @@ from pipeline.engine.network import StackedNetwork
 RESOLUTION = 200
 CMAP = "RdBu_r"
 TEST_POINTS_SHOWN = 400  # a large test set would bury the boundary under its crosses
+PLANE_MARGIN = 0.05  # share of the data's range left around the points: they fill the plane at any scale
+MAX_COLUMNS = 4  # comparison grids wrap here, so eleven recipes stay readable at MLflow's width
+NEUTRAL = "0.6"  # grey of the legend's train and test markers: the marker shape tells the split, not the colour
+POINT_EDGE = "k"
 
 
-def plane(splits: Splits, margin: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-    """A grid over every point of every split, so all recipes share the axes."""
+def plane(splits: Splits, margin: float = PLANE_MARGIN) -> tuple[np.ndarray, np.ndarray]:
+    """A grid over every point of every split, so all recipes share the axes;
+    the margin is a share of the data's range, so small coordinates are not
+    lost in the middle of the plane."""
     X = np.concatenate([splits.X[part] for part in splits.X])
-    lo, hi = X.min(axis=0) - margin, X.max(axis=0) + margin
+    lo, hi = X.min(axis=0), X.max(axis=0)
+    pad = margin * np.where(hi > lo, hi - lo, 1.0)
+    lo, hi = lo - pad, hi + pad
     return np.meshgrid(np.linspace(lo[0], hi[0], RESOLUTION), np.linspace(lo[1], hi[1], RESOLUTION))
 
 
@@ -36,36 +47,66 @@ def probabilities(net: StackedNetwork, xx: np.ndarray, yy: np.ndarray) -> np.nda
     return net.eval().predict_proba(points).numpy().reshape(net.k, *xx.shape, -1)
 
 
-def draw(ax, proba: np.ndarray, splits: Splits, grid: tuple[np.ndarray, np.ndarray], title: str):
-    """Two classes: the heatmap of P(class 1) on a fixed [0, 1] scale and its 0.5
-    contour. More classes: the predicted class, shaded by its probability.
-    Train points are dots, test points crosses, coloured by their true class."""
+def class_colors(k: int) -> np.ndarray:
+    """RGBA per class. Two classes take the heatmap's own blue and red, so a
+    point on the other colour's side is visibly wrong; more classes tab10's."""
+    if k == 2:
+        return plt.get_cmap(CMAP)([0.08, 0.92])
+    return plt.get_cmap("tab10")(np.arange(k) % 10)
+
+
+def draw(ax, proba: np.ndarray, splits: Splits, grid: tuple[np.ndarray, np.ndarray], y_pred: np.ndarray):
+    """Two classes: a pale heatmap of P(class 1) on a fixed [0, 1] scale and its
+    0.5 contour. More classes: the predicted class, paler where the net is unsure.
+    Train points are dots, test points crosses, in their true class's colour
+    with dark edges (visible on their own class's side); rings mark the test
+    points the network gets wrong (y_pred, its test predictions)."""
     xx, yy = grid
     k = proba.shape[-1]
+    colors = class_colors(k)
     if k == 2:
-        cmap, vmax = CMAP, 1
-        image = ax.contourf(xx, yy, proba[..., 1], levels=np.linspace(0, 1, 21), cmap=cmap, vmin=0, vmax=1,
-                            alpha=0.8)
+        image = ax.contourf(xx, yy, proba[..., 1], levels=np.linspace(0, 1, 21), cmap=CMAP, vmin=0, vmax=1,
+                            alpha=0.45)
         ax.contour(xx, yy, proba[..., 1], levels=[0.5], colors="k", linewidths=1)
     else:
-        cmap, vmax = plt.get_cmap("tab10", 10), 9
         predicted = proba.argmax(-1)
-        image = ax.imshow(cmap(predicted / vmax), origin="lower", aspect="auto", alpha=0.5,
-                          extent=(xx.min(), xx.max(), yy.min(), yy.max()))
-        ax.imshow(np.dstack([np.ones_like(xx)] * 3 + [1 - proba.max(-1)]), origin="lower", aspect="auto",
-                  extent=(xx.min(), xx.max(), yy.min(), yy.max()))  # paler where the net is unsure
+        extent = (xx.min(), xx.max(), yy.min(), yy.max())
+        image = ax.imshow(colors[predicted], origin="lower", alpha=0.5, extent=extent)
+        ax.imshow(np.dstack([np.ones_like(xx)] * 3 + [1 - proba.max(-1)]), origin="lower", extent=extent)
         ax.contour(xx, yy, predicted, levels=np.arange(k) + 0.5, colors="k", linewidths=0.8)
-    for part, marker in (("train", "o"), ("test", "x")):
+    for part, marker, size in (("train", "o", 16), ("test", "X", 30)):
         X, y = splits.X[part][:TEST_POINTS_SHOWN], splits.y[part][:TEST_POINTS_SHOWN]
-        label = part if len(X) == len(splits.y[part]) else f"{part} (first {len(X)} of {len(splits.y[part])})"
-        ax.scatter(X[:, 0], X[:, 1], c=y, cmap=cmap, vmin=0, vmax=vmax, marker=marker, s=14,
-                   edgecolors="k" if marker == "o" else None, linewidths=0.4 if marker == "o" else 1, label=label)
+        ax.scatter(X[:, 0], X[:, 1], c=colors[y], marker=marker, s=size, edgecolors=POINT_EDGE, linewidths=0.5,
+                   label=part)
+    X_test, y_test = splits.X["test"][:TEST_POINTS_SHOWN], splits.y["test"][:TEST_POINTS_SHOWN]
+    wrong = y_pred[:TEST_POINTS_SHOWN] != y_test
+    ax.scatter(X_test[wrong, 0], X_test[wrong, 1], s=110, facecolors="none", edgecolors=POINT_EDGE, linewidths=1.1,
+               label="misclassified (test)")
     ax.set_xlim(xx.min(), xx.max())
     ax.set_ylim(yy.min(), yy.max())
-    ax.set_title(title, fontsize=9)
-    ax.set_xticks([])
-    ax.set_yticks([])
+    ax.set_aspect("equal")  # circles stay circles
+    ax.set_xlabel("x1", labelpad=1)
+    ax.set_ylabel("x2", labelpad=1)
+    ax.tick_params(labelsize=8)
+    ax.locator_params(nbins=6)  # enough to read coordinates off; each tick costs drawing time
     return image
+
+
+def boundary_legend(splits: Splits) -> list:
+    """Legend entries: the splits by marker shape in neutral grey, the ring,
+    and each class by its colour."""
+
+    def shown(part: str) -> str:
+        n = len(splits.y[part])
+        return part if n <= TEST_POINTS_SHOWN else f"{part} (first {TEST_POINTS_SHOWN} of {n})"
+
+    neutral = {"linestyle": "", "markerfacecolor": NEUTRAL, "markeredgecolor": POINT_EDGE, "markeredgewidth": 0.5}
+    return [Line2D([], [], marker="o", markersize=5, label=shown("train"), **neutral),
+            Line2D([], [], marker="X", markersize=7, label=shown("test"), **neutral),
+            Line2D([], [], linestyle="", marker="o", markersize=10, markerfacecolor="none",
+                   markeredgecolor=POINT_EDGE, markeredgewidth=1.1, label="misclassified (test)"),
+            *(Patch(facecolor=color, edgecolor=POINT_EDGE, linewidth=0.5, label=f"class {c:g}")
+              for c, color in zip(splits.classes, class_colors(splits.n_classes)))]
 
 
 def title(name: str, metrics: dict) -> str:
@@ -80,34 +121,81 @@ def plain_log_ticks(axis) -> None:
     axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
 
 
-def save(fig, path: Path, tight: bool = True) -> None:
+def save(fig: Figure, path: Path, tight: bool = True) -> Figure:
     """tight=False for the figures every network gets: a tight bounding box
-    draws the figure twice, and their margins are set by hand instead."""
+    draws the figure twice, and their margins are set by hand instead.
+    Returns the figure, drawn and closed, for inspection."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight" if tight else None)
     plt.close(fig)
+    return fig
 
 
-def decision_boundary(path: Path, proba: np.ndarray, grid, splits: Splits, name: str, metrics: dict) -> None:
-    """One network's predicted probabilities (rows, columns, classes) over the grid."""
-    fig, ax = plt.subplots(figsize=(5, 4.6))
-    fig.subplots_adjust(left=0.04, right=0.96, bottom=0.04, top=0.9)
-    image = draw(ax, proba, splits, grid, title(name, metrics))
-    if splits.n_classes == 2:
-        fig.colorbar(image, ax=ax, label="P(class 1)", ticks=[0, 0.25, 0.5, 0.75, 1])
-    ax.legend(loc="lower right", fontsize=8)
-    save(fig, path, tight=False)
+def decision_boundary(path: Path, proba: np.ndarray, grid, splits: Splits, name: str, metrics: dict,
+                      y_pred: np.ndarray) -> Figure:
+    """One network's predicted probabilities (rows, columns, classes) over the
+    grid and its test predictions y_pred. The figure takes the plane's shape
+    (margins in inches), so the equal-aspect plane wastes no space."""
+    xx, yy = grid
+    width = 3.8
+    height = float(np.clip(width * np.ptp(yy) / np.ptp(xx), 2.4, 4.8))
+    left, right, bottom, top = 0.6, 1.0 if splits.n_classes == 2 else 0.25, 1.1, 0.5
+    fig = plt.figure(figsize=(left + width + right, bottom + height + top))
+    figure_width, figure_height = fig.get_size_inches()
+    ax = fig.add_axes((left / figure_width, bottom / figure_height, width / figure_width, height / figure_height))
+    image = draw(ax, proba, splits, grid, y_pred)
+    # y given: left to itself, matplotlib measures every tick label of the plane and the colour bar to place it
+    ax.set_title(title(name, metrics), fontsize=9, y=1.0)
+    if splits.n_classes == 2:  # beside the plane as drawn, however equal aspect shrank it
+        fig.colorbar(image, cax=ax.inset_axes((1.04, 0, 0.05, 1)), label="P(class 1)", ticks=[0, 0.25, 0.5, 0.75, 1])
+    fig.legend(handles=boundary_legend(splits), loc="lower center", ncol=2, fontsize=8, frameon=False,
+               columnspacing=2, handletextpad=0.4)  # two or three classes: markers in one column, classes in the other
+    return save(fig, path, tight=False)
+
+
+def panel_grid(n: int, panel_size: tuple[float, float], extra: tuple[float, float], layout: str
+               ) -> tuple[Figure, list]:
+    """n panels sharing both axes, in rows of at most MAX_COLUMNS; the last
+    row's empty slots are removed and the panels above them get x tick labels."""
+    columns = min(n, MAX_COLUMNS)
+    rows = -(-n // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * panel_size[0] + extra[0],
+                                                     rows * panel_size[1] + extra[1]),
+                             sharex=True, sharey=True, squeeze=False, layout=layout)
+    for ax in axes.flat[n:]:
+        ax.remove()
+    if rows > 1:
+        for ax in axes[-2, n - (rows - 1) * columns:]:
+            ax.xaxis.set_tick_params(labelbottom=True)
+    return fig, list(axes.flat[:n])
+
+
+def label_outer(panels: list, xlabel: str, ylabel: str) -> None:
+    """Axis labels on panel_grid's bottom panel of each column and on its first column only."""
+    columns = min(len(panels), MAX_COLUMNS)
+    for i, ax in enumerate(panels):
+        ax.set_xlabel(xlabel if i + columns >= len(panels) else None)
+        ax.set_ylabel(ylabel if i % columns == 0 else None)
 
 
 def decision_boundaries(path: Path, probas: dict[str, np.ndarray], grid, splits: Splits,
-                        metrics: dict[str, dict]) -> None:
-    """All recipes side by side, on the same axes and the same colour scale."""
-    fig, axes = plt.subplots(1, len(probas), figsize=(3.4 * len(probas) + 0.8, 3.6), squeeze=False)
-    for ax, (name, proba) in zip(axes[0], probas.items()):
-        image = draw(ax, proba, splits, grid, title(name, metrics[name]))
+                        metrics: dict[str, dict], y_preds: dict[str, np.ndarray]) -> Figure:
+    """All recipes on the same axes and colour scale, in a grid, with one colour
+    bar and one legend; y_preds are each recipe's test predictions."""
+    xx, yy = grid
+    panel_width = 3.0
+    panel_height = float(np.clip(panel_width * np.ptp(yy) / np.ptp(xx), 1.8, 3.6)) + 0.5  # + title
+    fig, axes = panel_grid(len(probas), (panel_width, panel_height), (0.9, 0.9), layout="compressed")
+    for ax, (name, proba) in zip(axes, probas.items()):
+        image = draw(ax, proba, splits, grid, y_preds[name])
+        ax.set_title(title(name, metrics[name]), fontsize=11)
+    label_outer(axes, "x1", "x2")
     if splits.n_classes == 2:
-        fig.colorbar(image, ax=list(axes[0]), label="P(class 1)", ticks=[0, 0.5, 1], fraction=0.02)
-    save(fig, path)
+        fig.colorbar(image, ax=axes, label="P(class 1)", ticks=[0, 0.25, 0.5, 0.75, 1], shrink=0.6, aspect=30)
+    fig.legend(handles=boundary_legend(splits), loc="outside lower center", ncol=min(3 + splits.n_classes, 6),
+               fontsize=10, frameon=False)
+    fig.suptitle("decision boundaries, first seed of every recipe", fontsize=12)
+    return save(fig, path)
 
 
 # --- figures for every data set -------------------------------------------------
@@ -128,11 +216,12 @@ def confusion_matrix(path: Path, y_true: np.ndarray, y_pred: np.ndarray, classes
     save(fig, path, tight=False)
 
 
-def weight_histogram(path: Path, weights: list[np.ndarray], name: str) -> None:
+def weight_histogram(path: Path, weights: list[np.ndarray], name: str) -> Figure:
     """Every weight matrix's values, log-scaled counts: L1's spike at zero,
-    L2's and max-norm's narrower spread show here."""
+    L2's and max-norm's narrower spread show here (on one network's own range;
+    the report's weight_histograms compares recipes on a shared one)."""
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.15, top=0.9)
+    fig.subplots_adjust(left=0.14, right=0.96, bottom=0.15, top=0.9)
     values = [w.ravel() for w in weights]
     edges = np.histogram_bin_edges(np.concatenate(values), bins=60)
     for i, matrix in enumerate(values):  # outlines, one per matrix: cheaper to draw than bars
@@ -143,12 +232,41 @@ def weight_histogram(path: Path, weights: list[np.ndarray], name: str) -> None:
     ax.set_ylabel("count")
     ax.set_title(f"{name}: weights", fontsize=9)
     ax.legend(fontsize=7)
-    save(fig, path, tight=False)
+    return save(fig, path, tight=False)
 
 
-def learning_curves(path: Path, curve: list[dict[str, float]], name: str) -> None:
+WEIGHT_BINS = 81  # odd: the middle bin is centred on zero, where L1 piles its weights
+
+
+def weight_histograms(path: Path, weights: dict[str, list[np.ndarray]], metrics: dict[str, dict]) -> Figure:
+    """Every recipe's weight matrices, a panel each, on one symmetric range
+    with the same bins and counts axis: L2's shrinkage and L1's spike at zero
+    compare at a glance instead of by reading each panel's ticks. Titles give
+    the sum of squared weights and the sparsity from each recipe's metrics."""
+    reach = max(float(np.abs(w).max()) for matrices in weights.values() for w in matrices) or 1.0
+    edges = np.linspace(-reach, reach, WEIGHT_BINS + 1)
+    fig, axes = panel_grid(len(weights), (2.9, 2.2), (1.0, 0.8), layout="constrained")
+    for ax, (recipe, matrices) in zip(axes, weights.items()):
+        for i, matrix in enumerate(matrices):
+            ax.stairs(np.histogram(matrix, edges)[0], edges, label=f"W{i + 1}")
+        ax.axvline(0, color="0.75", linewidth=0.6, zorder=0)
+        measured = metrics[recipe]["weights"]
+        ax.set_title(f"{recipe}\nsum W² {measured['squared_weight_sum']:.1f}, sparsity {measured['sparsity']:.0%}",
+                     fontsize=10)
+        ax.set_yscale("log")
+        plain_log_ticks(ax.yaxis)
+    label_outer(axes, "weight value", "count")
+    layers = axes[0].get_legend_handles_labels()[0]
+    fig.legend(handles=layers, loc="outside lower center", ncol=len(layers), fontsize=10, frameon=False)
+    fig.suptitle("weights of every recipe (first seed): same range, same bins", fontsize=12)
+    return save(fig, path)
+
+
+def learning_curves(path: Path, curve: list[dict[str, float]], name: str, best_step: int | None = None
+                    ) -> Figure:
     """Train and dev loss and accuracy against the gradient step, as evaluated
-    during training: where dev stops improving, and how far train runs ahead."""
+    during training: where dev stops improving, and how far train runs ahead.
+    best_step: the step early stopping kept the weights of, marked on both panels."""
     fig, axes = plt.subplots(1, 2, figsize=(8, 3))
     fig.subplots_adjust(left=0.08, right=0.98, bottom=0.16, top=0.86, wspace=0.25)
     steps = [point["step"] for point in curve]
@@ -157,12 +275,14 @@ def learning_curves(path: Path, curve: list[dict[str, float]], name: str) -> Non
             key = f"{part}_{quantity}"
             if curve and key in curve[0]:
                 ax.plot(steps, [point[key] for point in curve], style, label=part)
+        if best_step is not None:
+            ax.axvline(best_step, color="k", linestyle=":", linewidth=1, label=f"best step {best_step} (kept)")
         ax.set_xlabel("gradient step")
         ax.set_ylabel(quantity)
         if ax.lines:
             ax.legend(fontsize=8)
     fig.suptitle(f"{name}: learning curves", fontsize=9)
-    save(fig, path, tight=False)
+    return save(fig, path, tight=False)
 
 
 # --- figures for image data sets -------------------------------------------------
@@ -295,17 +415,19 @@ def regularization_path(path: Path, summary: list[dict], title: str, swept: str,
 
 
 def network_figures(directory: Path, name: str, splits: Splits, document: dict, curve: list[dict],
-                    weights: list[np.ndarray], y_pred: np.ndarray, proba: np.ndarray | None, grid) -> None:
-    """The figures of one evaluated network that fit its data: learning curves,
-    confusion matrix and weight histogram for all; a decision boundary
-    (proba over grid) for points in the plane; misclassified test images and
+                    weights: list[np.ndarray], y_pred: np.ndarray, proba: np.ndarray | None, grid,
+                    best_step: int | None = None) -> None:
+    """The figures of one evaluated network that fit its data: learning curves
+    (best_step marked if early stopping kept it), confusion matrix and weight
+    histogram for all; a decision boundary (proba over grid, y_pred the test
+    predictions) for points in the plane; misclassified test images and
     first-layer weights for images."""
     X_test, y_test = splits.X["test"], splits.y["test"]
-    learning_curves(directory / "learning_curves.png", curve, name)
+    learning_curves(directory / "learning_curves.png", curve, name, best_step)
     confusion_matrix(directory / "confusion_matrix.png", y_test, y_pred, splits.classes, name)
     weight_histogram(directory / "weight_histogram.png", weights, name)
     if proba is not None:
-        decision_boundary(directory / "decision_boundary.png", proba, grid, splits, name, document)
+        decision_boundary(directory / "decision_boundary.png", proba, grid, splits, name, document, y_pred)
     if splits.image_shape is not None:
         shape = splits.image_shape
         misclassified(directory / "misclassified.png", X_test, y_test, y_pred, splits.classes, shape, name)

@@ -108,7 +108,8 @@ VERDICTS = {"higher": "higher than baseline", "lower": "lower than baseline", "n
 
 
 def markdown(dataset: str, summary: dict[str, dict], selection: dict | None, paths: dict[str, dict],
-             test_size: int, thresholds: ReportConfig, figure: str | None) -> str:
+             test_size: int, thresholds: ReportConfig, figures: list[str]) -> str:
+    """The report page; figures are image paths relative to it, each shown under the table."""
     seeds = max(row["seeds"] for row in summary.values())
     typical = next(iter(summary.values()))["test_accuracy"]["mean"]
     lines = [
@@ -154,6 +155,8 @@ def markdown(dataset: str, summary: dict[str, dict], selection: dict | None, pat
         f"would still claim a difference in {1 - CONFIDENCE ** (len(summary) - 1):.0%} of reports.",
         "",
     ]
-    if figure:
+    if figures:
+        lines += ["## Figures", "", "Every recipe's first seed, side by side on shared axes.", ""]
+    for figure in figures:
         lines += [f"![{figure.rsplit('/', 1)[-1].removesuffix('.png').replace('_', ' ')} (first seed)]({figure})", ""]
     return "\n".join(lines)

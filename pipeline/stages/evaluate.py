@@ -1,7 +1,7 @@
 """Stage evaluate: measure every seed's network of one recipe on train, dev
 and, once, test; write metrics/<dataset>/<recipe>/seed_<seed>.json and the
 figures in plots/<dataset>/<recipe>/seed_<seed>/, and log both into each
-seed's MLflow run.
+seed's MLflow run, with the evaluated network as its MLflow model.
 
     python -m pipeline.stages.evaluate moons l2
 """
@@ -12,6 +12,8 @@ import argparse
 import contextlib
 import json
 
+import torch
+
 from pipeline.analysis import figures
 from pipeline.analysis.evaluation import evaluate
 from pipeline.config import load_params
@@ -20,7 +22,8 @@ from pipeline.core.errors import PipelineError, cli
 from pipeline.core.paths import figures_dir, history_path, metrics_path, model_path, training_record_path
 from pipeline.data.splits import SPLITS, load_splits
 from pipeline.engine import checkpoint
-from pipeline.tracking.runs import log_evaluation
+from pipeline.engine.network import Probabilities
+from pipeline.tracking.runs import log_evaluation, training_input
 from pipeline.tracking.store import connect, failing
 
 
@@ -67,10 +70,14 @@ def main(argv: list[str] | None = None) -> None:
                        for seed in trained.seeds]
         figures.every_network_figures([
             (directories[k], args.recipe, splits, documents[k], curves[seed], figures.weight_matrices(trained.net, k),
-             y_pred[k], proba[k] if proba is not None else None, grid) for k, seed in enumerate(trained.seeds)])
-        for seed, document, run_id, directory in zip(trained.seeds, documents, run_ids, directories):
+             y_pred[k], proba[k] if proba is not None else None, grid, record[seed].get("best_step"))
+            for k, seed in enumerate(trained.seeds)])
+        example = torch.as_tensor(splits.X["train"][:5], dtype=trained.net.dtype)
+        dataset = training_input(args.dataset, splits)
+        for k, (seed, document, run_id, directory) in enumerate(zip(trained.seeds, documents, run_ids, directories)):
             document["training"] = record[seed]
-            log_evaluation(client, run_id, document, directory)
+            log_evaluation(client, run_id, document, directory, Probabilities(trained.single(k)), example,
+                           f"{args.recipe}-seed-{seed}", dataset)
             write_json(metrics_path(args.dataset, args.recipe, seed), document)
     for seed, document in zip(trained.seeds, documents):
         accuracies = ", ".join(f"{part} {document[part]['accuracy']:.3f}" for part in SPLITS if part in document)

@@ -7,14 +7,16 @@ batch, then evaluated on train, dev and test.
 Writes reports/<dataset>/paths/: <path>.csv (a row per strength and seed:
 the accuracies, losses and the weight statistic the technique acts on) and
 <path>.png (each against strength, with seed intervals and the strength
-chosen on dev marked); and logs an MLflow parent run per path (the figure)
-with one child run per strength.
+chosen on dev marked); and logs an MLflow run per path (the figure), nested
+under the pipeline run's parent, with one child run per strength.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from PIL import Image
 
 from pipeline.analysis import figures
 from pipeline.analysis.evaluation import evaluate
@@ -26,20 +28,24 @@ from pipeline.core.paths import paths_dir
 from pipeline.data.splits import Splits, checksum, load_splits
 from pipeline.engine.fit import Member, fit
 from pipeline.techniques import TECHNIQUES
-from pipeline.tracking.runs import log_path
-from pipeline.tracking.store import common_tags, connect, failing, flatten, pipeline_run_id, start_runs
+from pipeline.tracking.runs import log_path, parent_of
+from pipeline.tracking.store import (NOTE, common_tags, connect, failing, flatten, pipeline_run_id, start_runs,
+                                     supersede)
 
 
 def run_path(dataset: str, name: str, params: PipelineConfig, splits: Splits, client, tags: dict,
-             directory: Path) -> str:
+             directory: Path, pipeline: str) -> str:
     """Train, evaluate and record one path into directory; a line saying what dev chose."""
     path = params.path(name)
     technique = TECHNIQUES[path.sweep]
     swept = f"{path.sweep}.{technique.sweeps}"
     config = {"path": path.model_dump(mode="json", exclude_none=True), "seeds": params.seeds,
               "model": params.model.model_dump(mode="json"), "trainer": params.trainer.model_dump(mode="json")}
-    (parent,) = start_runs(client, dataset, [f"path {name}"], [tags | {"kind": "path", "path": name}],
-                           [flatten(config)])
+    description = (f"Regularization path of {swept} over {len(path.values)} values x {len(params.seeds)} seeds; "
+                   f"one nested run per value. Chart its runs' dev_accuracy against the param strength.")
+    path_tags = tags | {"kind": "path", "path": name, NOTE: description}
+    (parent,) = start_runs(client, dataset, [f"path {name}"], [path_tags], [flatten(config)], parent=pipeline)
+    supersede(client, dataset, pipeline, {"kind": "path", "path": name}, [parent])
     with failing(client, [parent]):
         members = [Member(seed, path.recipe_at(value), label=f"{swept} {value:g}, seed {seed}")
                    for value in path.values for seed in params.seeds]
@@ -53,7 +59,8 @@ def run_path(dataset: str, name: str, params: PipelineConfig, splits: Splits, cl
         figure = directory / f"{name}.png"
         figures.regularization_path(figure, summary, f"{dataset}: {name} path", swept, technique.statistic, selected)
         log_path(client, parent, dataset, summary, swept, tags | {"kind": "path strength", "path": name})
-        client.log_artifact(parent, str(figure))
+        with Image.open(figure) as image:
+            client.log_image(parent, image.convert("RGB"), key="regularization_path")
     shown = f"chosen on dev: {swept} = {selected:g}" if chosen else "no dev set, nothing chosen"
     return f"path {dataset}/{name}: {len(path.values)} values x {len(params.seeds)} seeds; {shown}"
 
@@ -68,9 +75,10 @@ def main(argv: list[str] | None = None) -> None:
     splits = load_splits(args.dataset)
     client = connect()
     tags = common_tags(args.dataset, "dvc", pipeline_run_id(PARAMS_FILE), data_sha256=checksum(splits))
+    pipeline = parent_of(client, args.dataset, splits, tags)
     with atomic_dir(paths_dir(args.dataset)) as directory:
         for name in params.paths:
-            print(run_path(args.dataset, name, params, splits, client, tags, directory))
+            print(run_path(args.dataset, name, params, splits, client, tags, directory, pipeline))
 
 
 if __name__ == "__main__":

@@ -5,9 +5,13 @@
 Writes reports/<dataset>/summary.md (per recipe: accuracies with 95%
 intervals over seeds, the paired difference against the baseline and whether
 the evidence separates them, a diagnosis and a key figure; the recipe and
-path strengths chosen on dev), summary.json (the same numbers, DVC's
-metrics) and figures/ (all recipes side by side, first seed), and logs them
-to a run named "report" in the dataset's MLflow experiment.
+path strengths chosen on dev), summary.json (the same numbers),
+test_accuracy.json (each recipe's mean test accuracy: DVC's metrics, compact
+enough for `dvc metrics show` and `dvc exp show`), figures/ (all recipes
+side by side, first seed: decision boundaries or first-layer weights, and
+weight histograms) and index.html (all of it in one page that opens
+offline); logs them into the pipeline run's parent run in the dataset's
+MLflow experiment (the summary becomes its description), which it then ends.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ import json
 from pathlib import Path
 
 from pipeline.analysis import figures
+from pipeline.analysis.evaluation import predict
 from pipeline.analysis.regularization_path import by_strength, from_csv, select
 from pipeline.analysis.summary import markdown, selected_on_dev, summarize
+from pipeline.analysis.web_page import web_page
 from pipeline.config import PARAMS_FILE, PipelineConfig, load_params
 from pipeline.core.atomic import atomic_dir, write_json, write_text
 from pipeline.core.errors import PipelineError, cli
@@ -26,7 +32,8 @@ from pipeline.core.paths import metrics_path, model_path, path_table, report_dir
 from pipeline.data.splits import Splits, load_splits
 from pipeline.engine import checkpoint
 from pipeline.techniques import TECHNIQUES
-from pipeline.tracking.store import common_tags, connect, failing, pipeline_run_id, start_runs
+from pipeline.tracking.runs import parent_of
+from pipeline.tracking.store import NOTE, common_tags, connect, failing, pipeline_run_id
 
 
 def read_metrics(dataset: str, params: PipelineConfig) -> dict[str, list[dict]]:
@@ -59,21 +66,27 @@ def read_paths(dataset: str, params: PipelineConfig) -> dict[str, dict]:
     return chosen
 
 
-def comparison_figure(directory: Path, dataset: str, splits: Splits, metrics: dict[str, list[dict]]) -> str | None:
+def comparison_figures(directory: Path, dataset: str, splits: Splits, metrics: dict[str, list[dict]]) -> list[str]:
     """All recipes side by side, each recipe's first seed: decision boundaries
-    for points in the plane, first-layer weights for images."""
-    if splits.n_features != 2 and splits.image_shape is None:
-        return None
+    for points in the plane, first-layer weights for images, and for every
+    dataset the weights on shared bins. Returns their paths relative to the report."""
     firsts = {recipe: checkpoint.load(model_path(dataset, recipe)).single(0) for recipe in metrics}
+    first_metrics = {recipe: runs[0] for recipe, runs in metrics.items()}
+    weights = {recipe: figures.weight_matrices(net, 0) for recipe, net in firsts.items()}
+    drawn = []
     if splits.n_features == 2:
         grid = figures.plane(splits)
         probas = {recipe: figures.probabilities(net, *grid)[0] for recipe, net in firsts.items()}
-        figures.decision_boundaries(directory / "decision_boundaries.png", probas, grid, splits,
-                                    {recipe: runs[0] for recipe, runs in metrics.items()})
-        return "figures/decision_boundaries.png"
-    weights = {recipe: figures.weight_matrices(net, 0)[0].T for recipe, net in firsts.items()}  # (units, pixels)
-    figures.first_layer_comparison(directory / "first_layer_weights.png", weights, splits.image_shape)
-    return "figures/first_layer_weights.png"
+        y_preds = {recipe: predict(net, splits.X["test"])[0] for recipe, net in firsts.items()}
+        figures.decision_boundaries(directory / "decision_boundaries.png", probas, grid, splits, first_metrics, y_preds)
+        drawn.append("decision_boundaries.png")
+    if splits.image_shape is not None:
+        first_layers = {recipe: matrices[0].T for recipe, matrices in weights.items()}  # (units, pixels)
+        figures.first_layer_comparison(directory / "first_layer_weights.png", first_layers, splits.image_shape)
+        drawn.append("first_layer_weights.png")
+    figures.weight_histograms(directory / "weight_histograms.png", weights, first_metrics)
+    drawn.append("weight_histograms.png")
+    return [f"figures/{name}" for name in drawn]
 
 
 @cli
@@ -90,16 +103,21 @@ def main(argv: list[str] | None = None) -> None:
     selection = selected_on_dev(metrics)
     out = report_dir(dataset)
     with atomic_dir(out / "figures") as directory:
-        figure = comparison_figure(directory, dataset, splits, metrics)
+        figure_paths = comparison_figures(directory, dataset, splits, metrics)
         test_size = len(splits.y["test"])
         write_json(out / "summary.json", {"test_size": test_size, "seeds": params.seeds, "recipes": summary,
                                           "chosen_on_dev": selection, "paths": paths})
-        write_text(out / "summary.md", markdown(dataset, summary, selection, paths, test_size, params.report, figure))
+        write_json(out / "test_accuracy.json",
+                   {recipe: round(row["test_accuracy"]["mean"], 4) for recipe, row in summary.items()})
+        write_text(out / "summary.md",
+                   markdown(dataset, summary, selection, paths, test_size, params.report, figure_paths))
+    # after the figures' directory is in place: the page embeds them
+    write_text(out / "index.html", web_page(f"{dataset}: regularization report", (out / "summary.md").read_text(), out))
     client = connect()
-    tags = common_tags(dataset, "dvc", pipeline_run_id(PARAMS_FILE), kind="report")
-    (run_id,) = start_runs(client, dataset, ["report"], [tags], [{}])
+    run_id = parent_of(client, dataset, splits, common_tags(dataset, "dvc", pipeline_run_id(PARAMS_FILE)))
     with failing(client, [run_id]):
-        for path in [out / "summary.md", out / "summary.json", *([out / figure] if figure else [])]:
+        client.set_tag(run_id, NOTE, (out / "summary.md").read_text())  # the report is the run's description
+        for path in [out / "summary.md", out / "summary.json", *(out / figure for figure in figure_paths)]:
             client.log_artifact(run_id, str(path))
     print(f"report {dataset}: {out / 'summary.md'}")
 

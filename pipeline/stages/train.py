@@ -2,7 +2,9 @@
 
     python -m pipeline.stages.train moons l2
 
-Each seed's network is its own MLflow run (tagged recipe and seed); writes
+Each seed's network is its own MLflow run (tagged recipe and seed), nested
+under the pipeline run's parent run; runs of an earlier run of this stage
+with the same params are marked superseded. Writes
 models/<dataset>/<recipe>/: model.pt (all seeds' networks), training.json
 (per seed: MLflow run id, steps taken, the techniques' figures) and
 history.csv (per seed: the learning curves).
@@ -19,8 +21,8 @@ from pipeline.core.paths import history_path, model_path, training_record_path
 from pipeline.data.splits import checksum, load_splits
 from pipeline.engine import checkpoint
 from pipeline.engine.fit import Member
-from pipeline.tracking.runs import train_tracked
-from pipeline.tracking.store import common_tags, pipeline_run_id
+from pipeline.tracking.runs import parent_of, train_tracked
+from pipeline.tracking.store import common_tags, connect, pipeline_run_id, supersede
 
 
 @cli
@@ -38,10 +40,13 @@ def main(argv: list[str] | None = None) -> None:
                 "model": params.model.model_dump(mode="json"), "trainer": params.trainer.model_dump(mode="json"),
                 "recipe": args.recipe, "regularization": recipe.model_dump(mode="json", exclude_none=True)}
                for seed in params.seeds]
+    client = connect()
+    parent = parent_of(client, args.dataset, splits, tags)
     trained, result, run_ids = train_tracked(
         [Member(seed, recipe) for seed in params.seeds], params.model, params.trainer, splits,
         experiment=args.dataset, names=[args.recipe] * len(params.seeds),
-        tags=[tags | {"seed": str(seed)} for seed in params.seeds], configs=configs)
+        tags=[tags | {"kind": "recipe", "seed": str(seed)} for seed in params.seeds], configs=configs, parent=parent)
+    supersede(client, args.dataset, parent, {"kind": "recipe", "recipe": args.recipe}, run_ids)
 
     checkpoint.save(trained, model_path(args.dataset, args.recipe))
     record = {str(seed): {"run_id": run_id, "steps": steps, **figures}

@@ -22,6 +22,7 @@ from pipeline.core.errors import PipelineError
 DB_NAME = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
 BATCH_LIMITS = {"metrics": 1000, "params": 100}  # MLflow's per-call limits of log_batch
+NOTE = "mlflow.note.content"  # the tag MLflow shows as an experiment's or run's description
 
 
 def quiet_mlflow() -> None:
@@ -57,11 +58,51 @@ def artifact_location(experiment: str) -> str | None:
     return (repository_root() / ARTIFACTS_DIR / experiment).as_uri()
 
 
-def experiment_id(client, name: str) -> str:
+def experiment_id(client, name: str, description: str | None = None) -> str:
+    """The experiment's id, created if new; its description set when given."""
     experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    return client.create_experiment(name, artifact_location=artifact_location(name))
+    if experiment is None:
+        identifier = client.create_experiment(name, artifact_location=artifact_location(name))
+    else:
+        identifier = experiment.experiment_id
+    if description and (experiment is None or experiment.tags.get(NOTE) != description):
+        client.set_experiment_tag(identifier, NOTE, description)
+    return identifier
+
+
+def quoted(value: str) -> str:
+    return "'" + value.replace("'", "\\'") + "'"
+
+
+def pipeline_parent(client, experiment: str, group: str, tags: dict[str, str], description: str) -> str:
+    """The run that stands for one pipeline run (`dvc repro`, `dvc exp run`) of
+    a dataset: the first stage to log creates it, the others nest their runs
+    under it, and the report stage logs the report into it and ends it."""
+    identifier = experiment_id(client, experiment)
+    found = client.search_runs([identifier], f"tags.kind = 'pipeline' and tags.pipeline_run = {quoted(group)}",
+                               max_results=1)
+    if found:
+        return found[0].info.run_id
+    tags = tags | {"kind": "pipeline", "pipeline_run": group, NOTE: description}
+    return client.create_run(identifier, run_name=f"pipeline {group}", tags=tags).info.run_id
+
+
+def supersede(client, experiment: str, parent: str, match: dict[str, str], current: list[str]) -> None:
+    """Older runs under parent with the same match tags were made by an
+    earlier run of the same stage (same params, same commit): tag them
+    superseded_by the current runs and delete them (MLflow keeps deleted runs,
+    restorable, out of the default view), with their children; the current
+    runs are then the ones a user sees."""
+    identifier = experiment_id(client, experiment)
+    conditions = [f"tags.`mlflow.parentRunId` = {quoted(parent)}",
+                  *(f"tags.{key} = {quoted(value)}" for key, value in match.items())]
+    for run in client.search_runs([identifier], " and ".join(conditions)):
+        if run.info.run_id in current:
+            continue
+        children = client.search_runs([identifier], f"tags.`mlflow.parentRunId` = {quoted(run.info.run_id)}")
+        for old in [run, *children]:
+            client.set_tag(old.info.run_id, "superseded_by", ",".join(current))
+            client.delete_run(old.info.run_id)
 
 
 def connect():
@@ -162,8 +203,11 @@ def failing(client, run_ids: list[str]) -> Iterator[None]:
         client.set_terminated(run_id, "FINISHED")
 
 
-def log_model(run_id: str, module, example, package: Path) -> None:
-    """A torch module (class probabilities out) as the run's MLflow model, with a signature."""
+def log_model(run_id: str, module, example, package: Path, name: str, step: int = 0, dataset=None) -> None:
+    """A torch module (class probabilities out) as the run's MLflow model,
+    named, with a signature, and the run's metrics of the given step (MLflow
+    copies them onto the model); the training data as the run's input, which fills the UI's
+    Dataset column."""
     import mlflow
     import mlflow.pytorch
     import torch
@@ -175,9 +219,12 @@ def log_model(run_id: str, module, example, package: Path) -> None:
     # We chose pickle knowingly (see below); its safety warning is noise here.
     logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
     with mlflow.start_run(run_id=run_id):
+        if dataset is not None:
+            mlflow.log_input(dataset, context="training")
         mlflow.pytorch.log_model(
             module,
-            name="model",
+            name=name,
+            step=step,
             signature=signature,
             serialization_format="pickle",  # torch.export ("pt2") costs seconds per run
             code_paths=[str(package)],  # the model's classes live in this package

@@ -85,7 +85,8 @@ def test_markdown_states_intervals_the_test_size_and_never_ranks_noise():
     summary = summarize(RUNS, SUITE, THRESHOLDS)
     paths = {"l2": {"sweeps": "l2.strength", "selected": 1.0, "dev_accuracy": summary["l2"]["dev_accuracy"],
                     "test_accuracy": summary["l2"]["test_accuracy"]}}
-    page = markdown("moons", summary, selected_on_dev(RUNS), paths, 5000, THRESHOLDS, "figures/decision_boundaries.png")
+    figures = ["figures/decision_boundaries.png", "figures/weight_histograms.png"]
+    page = markdown("moons", summary, selected_on_dev(RUNS), paths, 5000, THRESHOLDS, figures)
     assert page.startswith("# moons: regularization recipes compared over 5 seeds")
     assert "Test set: 5000 examples" in page and "near 86% by about ±1.0 points" in page
     assert "| l2 | 94.0% [94.0, 94.0] | 92.2% [91.2, 93.2] | 89.4% [88.0, 90.8] | +3.0 [" in page
@@ -93,4 +94,6 @@ def test_markdown_states_intervals_the_test_size_and_never_ranks_noise():
     assert "| l1 |" in page and "| not separated |" in page
     assert "**Chosen on dev: l2**" in page
     assert "| l2 | l2.strength | 1 | 92.2% [91.2, 93.2] | 89.4% [88.0, 90.8] | [paths/l2.png](paths/l2.png) |" in page
-    assert "![decision boundaries (first seed)](figures/decision_boundaries.png)" in page
+    assert "![decision boundaries (first seed)](figures/decision_boundaries.png)\n\n" \
+           "![weight histograms (first seed)](figures/weight_histograms.png)\n" in page
+    assert "## Figures" not in markdown("moons", summary, None, {}, 5000, THRESHOLDS, [])

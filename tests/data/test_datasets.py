@@ -85,7 +85,7 @@ def test_three_classes_end_to_end(tmp_path):
         assert recall == pytest.approx(document["test"]["accuracy"])  # support-weighted recall is accuracy
     grid = figures.plane(splits)
     figures.decision_boundary(tmp_path / "boundary.png", figures.probabilities(net, *grid)[1], grid, splits, "spiral",
-                              documents[1])
+                              documents[1], y_pred[1])
     assert (tmp_path / "boundary.png").read_bytes()[:4] == b"\x89PNG"
 
 

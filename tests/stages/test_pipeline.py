@@ -69,7 +69,32 @@ def test_report_gives_intervals_paired_differences_and_the_path(built_project):
     assert l2["test_accuracy"]["mean"] == pytest.approx(sum(m["test"]["accuracy"] for m in metrics) / 2)
     assert table["chosen_on_dev"]["recipe"] in RECIPES
     assert table["paths"]["l2"]["selected"] in (0.1, 1, 10)
-    assert (built_project / "reports/moons/figures/decision_boundaries.png").read_bytes()[:4] == b"\x89PNG"
+    report_figures = built_project / "reports/moons/figures"
+    assert sorted(p.name for p in report_figures.iterdir()) == ["decision_boundaries.png", "weight_histograms.png"]
+    assert all(png.read_bytes()[:4] == b"\x89PNG" for png in report_figures.iterdir())
+    assert "![decision boundaries (first seed)](figures/decision_boundaries.png)" in summary
+    assert "![weight histograms (first seed)](figures/weight_histograms.png)" in summary
+    page = (built_project / "reports/moons/index.html").read_text()
+    assert "<table>" in page and page.count('src="data:image/png;base64,') == 3  # two comparisons, the l2 path
+
+
+def test_dvc_views_fit_a_terminal(built_project):
+    """Metrics: one compact file per dataset; plots: the comparisons and interactive curves and paths."""
+    table = json.loads((built_project / "reports/moons/summary.json").read_text())
+    compact = json.loads((built_project / "reports/moons/test_accuracy.json").read_text())
+    assert compact == {recipe: round(row["test_accuracy"]["mean"], 4) for recipe, row in table["recipes"].items()}
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], built_project).stdout)
+    assert json.dumps(shown).count('"l2"') == 1  # one metrics file, one column per recipe
+    header = run(["dvc", "exp", "show", "--csv"], built_project).stdout.splitlines()[0].split(",")
+    assert len(header) <= 80, header
+    plots = json.loads(run(["dvc", "plots", "show", "--json"], built_project).stdout)
+    assert "errors" not in plots, plots["errors"]
+    kinds = {name: {entry["type"] for entry in entries} for name, entries in plots["data"].items()}
+    assert kinds["models/moons/l2/history.csv"] == {"vega"} and kinds["reports/moons/paths/l2.csv"] == {"vega"}
+    assert kinds["reports/moons/paths/l2.png"] == {"image"}
+    assert not any(name.startswith("plots/") for name in kinds)  # per-seed figures stay in MLflow and plots/
+    path_plot = plots["data"]["reports/moons/paths/l2.csv"][0]["content"]
+    assert path_plot["encoding"]["x"]["scale"] == {"type": "log"} and len(path_plot["data"]["values"]) == 6
 
 
 def test_path_stage_writes_a_row_per_strength_and_seed_and_its_figure(built_project):
@@ -83,36 +108,71 @@ def test_path_stage_writes_a_row_per_strength_and_seed_and_its_figure(built_proj
     assert (built_project / "reports/moons/paths/l2.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_mlflow_has_a_run_per_recipe_and_seed_and_a_parent_per_path(built_project):
+def images(client, run_id: str) -> dict[str, list[int]]:
+    """MLflow's image cards of a run: key -> steps, from the artifact names log_image writes."""
+    cards: dict[str, list[int]] = {}
+    for artifact in client.list_artifacts(run_id, "images"):
+        name = artifact.path.split("/")[-1]
+        if name.endswith(".png"):
+            key, _, step = name.split("+")[:3]
+            cards.setdefault(key, []).append(int(step))
+    return {key: sorted(steps) for key, steps in cards.items()}
+
+
+def test_mlflow_nests_every_run_of_a_pipeline_run_under_its_parent(built_project):
     client = mlflow_client(built_project)
     experiment = client.get_experiment_by_name("moons")
+    assert experiment.tags["mlflow.note.content"].startswith("Dataset moons: 2 features, 2 classes; train 60")
     runs = client.search_runs([experiment.experiment_id])
     assert str(built_project / "mlartifacts") in experiment.artifact_location
-    trained = [r for r in runs if "seed" in r.data.tags]
+    (parent,) = [r for r in runs if r.data.tags.get("kind") == "pipeline"]
+    assert parent.info.status == "FINISHED" and parent.info.run_name.startswith("pipeline ")
+    assert parent.data.tags["mlflow.note.content"] == (built_project / "reports/moons/summary.md").read_text()
+    assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"summary.md", "summary.json"}
+    assert {r.data.tags["pipeline_run"] for r in runs} == {parent.data.tags["pipeline_run"]}
+    nested = {r.info.run_id for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+
+    trained = [r for r in runs if r.data.tags.get("kind") == "recipe"]
     assert sorted((r.data.tags["recipe"], r.data.tags["seed"]) for r in trained) == [
         (recipe, str(seed)) for recipe in RECIPES for seed in SEEDS]
     for r in trained:
         recipe, seed = r.data.tags["recipe"], int(r.data.tags["seed"])
+        assert r.info.run_id in nested
         assert r.info.run_name == recipe and r.info.status == "FINISHED"
         assert r.data.params["trainer.max_steps"] == "60" and r.data.params["seed"] == str(seed)
         assert all(len(v) <= 500 for v in r.data.params.values())
-        assert [m.step for m in client.get_metric_history(r.info.run_id, "dev_loss")] == [0, 20, 40, 60]
+        # learning curves at every evaluation; the evaluated network's values once, where it was kept
+        assert [m.step for m in client.get_metric_history(r.info.run_id, "curve/dev_loss")] == [0, 20, 40, 60]
+        assert [m.step for m in client.get_metric_history(r.info.run_id, "test_accuracy")] == [60]
+        assert [m.step for m in client.get_metric_history(r.info.run_id, "initial_cost")] == [0]
         metrics = json.loads((built_project / f"metrics/moons/{recipe}/seed_{seed}.json").read_text())
         assert r.data.metrics["test_accuracy"] == metrics["test"]["accuracy"]
+        assert r.data.metrics["dev_accuracy"] == metrics["dev"]["accuracy"]
         assert r.data.metrics["sparsity"] == metrics["weights"]["sparsity"]
-        artifacts = {a.path for a in client.list_artifacts(r.info.run_id)}
-        assert {"config.yaml", "evaluation"} <= artifacts
-    assert {r.data.tags["pipeline_run"] for r in runs} == {trained[0].data.tags["pipeline_run"]}
-    (parent,) = [r for r in runs if r.data.tags.get("kind") == "path"]
-    assert parent.info.run_name == "path l2" and parent.data.tags["path"] == "l2"
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+        assert f"test {metrics['test']['accuracy']:.1%}" in r.data.tags["mlflow.note.content"]
+        assert r.data.tags["mlflow.note.content"].startswith(f"{recipe} (")
+        assert images(client, r.info.run_id) == {
+            "boundary_during_training": [0, 20, 40, 60], "confusion_matrix": [60], "decision_boundary": [60],
+            "learning_curves": [60], "weight_histogram": [60]}
+        assert "config.yaml" in {a.path for a in client.list_artifacts(r.info.run_id)}
+        (dataset,) = r.inputs.dataset_inputs
+        assert dataset.dataset.name == "moons" and dataset.tags[0].value == "training"
+
+    (path,) = [r for r in runs if r.data.tags.get("kind") == "path"]
+    assert path.info.run_id in nested
+    assert path.info.run_name == "path l2" and path.data.tags["path"] == "l2"
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == path.info.run_id]
     assert sorted(float(r.data.params["strength"]) for r in children) == [0.1, 1, 10]
     for child in children:
         low, mean, high = (child.data.metrics[f"dev_accuracy{s}"] for s in ("_ci95_low", "", "_ci95_high"))
         assert low <= mean <= high
-    assert [a.path for a in client.list_artifacts(parent.info.run_id)] == ["l2.png"]
+    assert images(client, path.info.run_id) == {"regularization_path": [0]}
+
     models = client.search_logged_models([experiment.experiment_id])
-    assert {m.source_run_id for m in models} == {r.info.run_id for r in trained}
+    assert sorted(m.name for m in models) == sorted(f"{recipe}-seed-{seed}" for recipe in RECIPES for seed in SEEDS)
+    for model in models:  # the evaluated network's metrics travel with the model
+        run = client.get_run(model.source_run_id)
+        assert {m.key: m.value for m in model.metrics}["test_accuracy"] == run.data.metrics["test_accuracy"]
 
 
 def test_logged_model_loads_and_has_a_signature(built_project):
@@ -138,6 +198,22 @@ def test_second_repro_is_a_no_op_even_after_python_wrote_bytecode(built_project)
     result = run(["dvc", "repro"], built_project)
     assert "Running stage" not in result.stdout
     assert "Data and pipelines are up to date" in result.stdout
+
+
+def test_a_rerun_stage_supersedes_its_earlier_runs(built_project):
+    client = mlflow_client(built_project)
+    experiment = client.get_experiment_by_name("moons").experiment_id
+    before = {r.info.run_id for r in client.search_runs([experiment], "tags.recipe = 'l2'")}
+    run(["dvc", "repro", "--force", "--single-item", "train@moons-l2"], built_project)
+    current = client.search_runs([experiment], "tags.recipe = 'l2'")
+    assert len(current) == len(SEEDS) and not before & {r.info.run_id for r in current}
+    (parent,) = {r.data.tags["mlflow.parentRunId"] for r in current}  # the same pipeline run's parent
+    from mlflow.entities import ViewType
+
+    old = [r for r in client.search_runs([experiment], "tags.recipe = 'l2'", run_view_type=ViewType.DELETED_ONLY)]
+    assert {r.info.run_id for r in old} == before
+    assert all(set(r.data.tags["superseded_by"].split(",")) == {c.info.run_id for c in current} for r in old)
+    run(["dvc", "repro"], built_project)  # evaluate and report follow the new model
 
 
 def test_override_reruns_only_the_recipe_that_uses_it(built_project):
@@ -171,4 +247,5 @@ def test_every_offline_dataset_runs_through_dvc(project):
         assert figures == sorted(["confusion_matrix.png", "learning_curves.png", "weight_histogram.png",
                                    *image_figures]), name
         report = sorted(p.name for p in (project / f"reports/{name}/figures").iterdir())
-        assert report == (["first_layer_weights.png"] if images else []), name
+        assert report == (["first_layer_weights.png", "weight_histograms.png"] if images else
+                          ["weight_histograms.png"]), name

@@ -140,9 +140,13 @@ def training_input(name: str, splits: Splits):
 
 
 def parent_of(client, dataset: str, splits: Splits, tags: dict[str, str]) -> str:
-    """The pipeline run's parent run in the dataset's experiment, the experiment described."""
+    """The pipeline run's parent run in the dataset's experiment, the experiment described.
+    The parent gets the pipeline-wide tags only: with the recipe tag of the
+    train stage that happened to create it, MLflow's group by recipe counted
+    it as one more run of that recipe."""
     from pipeline.tracking.store import experiment_id, pipeline_parent
 
     experiment_id(client, dataset, describe_dataset(dataset, splits))
-    return pipeline_parent(client, dataset, tags["pipeline_run"], tags,
+    shared = {key: value for key, value in tags.items() if key != "recipe"}
+    return pipeline_parent(client, dataset, tags["pipeline_run"], shared,
                            f"Pipeline run {tags['pipeline_run']} of {dataset}; the report arrives when its stage runs.")

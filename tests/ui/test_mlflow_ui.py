@@ -31,6 +31,7 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
                                 reason=f"no {CHROMIUM}: install Debian's chromium (apt-get install chromium)")
 
 RECIPES, SEEDS = ["baseline", "l2"], [0, 1]
+RECIPE_RUNS = 'tags.kind = "recipe"'  # a search filter: one run per recipe and seed, none of the parents
 IMAGE_KEY = "decision_boundary"  # MlflowClient.log_image(run_id, image, key=IMAGE_KEY, step=...)
 VIEWPORT = {"width": 1280, "height": 800}
 SERVER_START_TIMEOUT = 60.0
@@ -39,7 +40,8 @@ UI_TIMEOUT_MS = 20_000  # Playwright's 5 s default is short for MLflow's 22 MB o
 # MLflow 3.17's UI: the hooks this test (and the README's walk) relies on.
 RUNS_SEARCH = 'metrics.rmse < 1 and params.model = "tree"'  # placeholder of the runs search box
 CHART_SEARCH = "Search metric charts"  # placeholder of the chart view's (and run page's) chart filter
-CHART_VIEW = 'label:has(input[name="runs-view-mode"][value="CHART"])'
+COLUMN_TREE = '[data-testid="column-selector-tree"]'
+RUN_EXPANDER = 'button[data-component-id*="runnamecellrenderer"]'  # the ⊞ before a parent run's name
 CARD = '[data-testid="experiment-view-compare-runs-card"]'
 CARD_MENU = '[data-testid="experiment-view-compare-runs-card-menu"]'
 CARD_CONFIGURE = '[data-testid="experiment-view-compare-runs-card-edit"]'
@@ -145,14 +147,17 @@ def screenshots(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def store(built_project: Path) -> dict:
-    """The experiment's id, each recipe's run id per seed, and the keys of
-    each run's logged images (artifacts images/<key>+step+<step>+...), read
-    with MLflow's client: what the UI should show."""
+    """What the UI should show, read with MLflow's client: the experiment's
+    id, each recipe's run id per seed, each recipe's mean test accuracy, and
+    the keys of each run's logged images (artifacts images/<key>+step+...)."""
     client = mlflow_client(built_project)
     experiment = client.get_experiment_by_name("moons").experiment_id
-    runs = client.search_runs([experiment], "tags.recipe IS NOT NULL")
+    runs = client.search_runs([experiment], RECIPE_RUNS)
+    accuracies = {recipe: [r.data.metrics["test_accuracy"] for r in runs if r.data.tags["recipe"] == recipe]
+                  for recipe in RECIPES}
     return {"experiment": experiment,
             "runs": {(r.data.tags["recipe"], int(r.data.tags["seed"])): r.info.run_id for r in runs},
+            "mean_test_accuracy": {recipe: sum(values) / len(values) for recipe, values in accuracies.items()},
             "image_keys": {r.info.run_id: {Path(a.path).name.split("+")[0] for a in client.list_artifacts(
                 r.info.run_id, "images")} for r in runs}}
 
@@ -177,6 +182,13 @@ def runs_page(base_url: str, experiment: str, filter_string: str = "", view: str
     return f"{base_url}/#/experiments/{experiment}/runs?{query}"
 
 
+def expand_pipeline_run(page: Page) -> None:
+    """Recipe runs are nested under their pipeline run, which MLflow lists
+    collapsed: one click on its expander lists them (and puts them in the charts)."""
+    parent = page.locator('[role="row"]').filter(has=page.get_by_role("link", name=re.compile(r"^pipeline ")))
+    parent.locator(RUN_EXPANDER).click()
+
+
 def settle(page: Page) -> None:
     """Wait for finite animations (a preview fading in) to end, so a screenshot shows the end state."""
     page.wait_for_function("""() => document.getAnimations().every(
@@ -189,30 +201,32 @@ def decoded_width(image) -> int:
 
 
 def test_experiment_page_groups_the_runs_by_recipe(page: Page, mlflow_ui: str, store: dict, screenshots: Path):
-    """The README's first clicks: Model training, moons, group by recipe,
-    chart view; each recipe's mean test accuracy over its seeds as a bar."""
+    """The README's first clicks: Model training, moons, the recipe runs
+    grouped by recipe, a test_accuracy column: each group holds its seeds'
+    runs and shows their mean."""
     page.goto(mlflow_ui)
     page.get_by_text("Model training", exact=True).click()
     page.get_by_role("link", name="moons", exact=True).click()
     expect(page).to_have_url(re.compile(rf"#/experiments/{store['experiment']}/runs\b"))
-    search_runs(page, "tags.recipe IS NOT NULL")
-    for recipe in RECIPES:
-        expect(page.get_by_role("link", name=recipe, exact=True)).to_have_count(len(SEEDS))
-
+    search_runs(page, RECIPE_RUNS)
     page.get_by_role("button", name="Group by").click()
     page.get_by_role("menuitemcheckbox", name="recipe", exact=True).first.click()  # Tags come before Params
     page.keyboard.press("Escape")
+    page.get_by_role("button", name="Columns").click()
+    page.locator(COLUMN_TREE).get_by_text("test_accuracy", exact=True).click()
+    page.keyboard.press("Escape")
+    page.get_by_role("button", name="Toggle sidebar").click()  # room for the column at 1280 pixels
+
     expect(page.get_by_role("button", name=re.compile("Group by: recipe"))).to_be_visible()
     for recipe in RECIPES:
-        expect(page.get_by_text(f"Group: {recipe}", exact=True)).to_be_visible()
+        label = page.get_by_text(f"Group: {recipe}", exact=True)
+        expect(label.locator("xpath=following-sibling::*[@role='status']")).to_have_text(str(len(SEEDS)))
         expect(page.get_by_role("link", name=recipe, exact=True)).to_have_count(len(SEEDS))
-
-    page.locator(CHART_VIEW).click()
-    page.get_by_placeholder(CHART_SEARCH).fill("test_accuracy")
-    card = page.locator(CARD).filter(has=page.get_by_role("heading", name="test_accuracy", exact=True))
-    expect(card).to_have_count(1)
-    for recipe in RECIPES:  # the legend names each group
-        expect(card).to_contain_text(recipe)
+        row_index = page.locator('[role="row"]').filter(has=label).get_attribute("row-index")
+        mean = page.locator(f'[role="row"][row-index="{row_index}"] [col-id="metrics.`test_accuracy`"]')
+        expect(mean).to_have_text(re.compile(r"\(average\)"))  # the group's value is its runs' mean
+        shown = float(re.match(r"\s*([0-9.eE+-]+)", mean.inner_text()).group(1))
+        assert shown == pytest.approx(store["mean_test_accuracy"][recipe])
     page.screenshot(path=screenshots / "experiment_grouped_by_recipe.png")
 
 
@@ -222,6 +236,7 @@ def test_run_page_shows_its_decision_boundary(page: Page, mlflow_ui: str, store:
     run_id = store["runs"][("l2", 0)]
     assert_logged_images(store, [run_id])
     page.goto(runs_page(mlflow_ui, store["experiment"], 'tags.seed = "0"'))
+    expand_pipeline_run(page)
     page.get_by_role("link", name="l2", exact=True).click()
     expect(page).to_have_url(re.compile(rf"/runs/{run_id}\b"))
     page.get_by_role("tab", name="Model metrics").click()
@@ -245,6 +260,7 @@ def test_chart_view_shows_two_runs_boundaries_side_by_side(page: Page, mlflow_ui
     card, run parameters hidden, full screen, shows the two boundaries in one row."""
     assert_logged_images(store, [store["runs"][(recipe, 0)] for recipe in RECIPES])
     page.goto(runs_page(mlflow_ui, store["experiment"], 'tags.seed = "0"', view="CHART"))
+    expand_pipeline_run(page)
     for recipe in RECIPES:
         expect(page.get_by_role("link", name=recipe, exact=True)).to_have_count(1)
     page.get_by_placeholder(CHART_SEARCH).fill(IMAGE_KEY)

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import shlex
 import subprocess
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from pipeline.core.errors import PipelineError
 DB_NAME = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
 BATCH_LIMITS = {"metrics": 1000, "params": 100}  # MLflow's per-call limits of log_batch
+LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` listens unless told otherwise
 
 
 def quiet_mlflow() -> None:
@@ -30,6 +32,9 @@ def quiet_mlflow() -> None:
     # MLflow's INFO lines (database migrations, run links) would drown a
     # stage's own output and its one-line errors.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    # With a tracking server MLflow prints two links each time a run ends (to
+    # stdout, not through logging); the ad-hoc run prints one per run itself.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
 quiet_mlflow()  # before anything imports mlflow
@@ -46,6 +51,18 @@ def repository_root(cwd: Path | None = None) -> Path:
 
 def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repository_root() / DB_NAME}"
+
+
+def run_url(uri: str, experiment_id: str, run_id: str) -> str:
+    """Where the MLflow UI shows a run: on the tracking server itself for an
+    http(s) URI, otherwise on the local server that `mlflow ui` starts by default."""
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else LOCAL_UI
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def ui_command(uri: str) -> str | None:
+    """The command that serves a local store's UI at LOCAL_UI; None for a server, which is its own UI."""
+    return None if uri.startswith(("http://", "https://")) else f"mlflow ui --backend-store-uri {shlex.quote(uri)}"
 
 
 def artifact_location(experiment: str) -> str | None:

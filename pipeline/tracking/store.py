@@ -75,10 +75,20 @@ def artifact_location(experiment: str) -> str | None:
 
 
 def experiment_id(client, name: str) -> str:
+    """The named experiment's id, creating it if new. Processes running side by
+    side (jobs of a parallel sweep) may all find it missing; those whose
+    creation fails because another's came first use that one."""
+    from mlflow.exceptions import MlflowException
+
     experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    return client.create_experiment(name, artifact_location=artifact_location(name))
+    if experiment is None:
+        try:
+            return client.create_experiment(name, artifact_location=artifact_location(name))
+        except MlflowException:
+            experiment = client.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+    return experiment.experiment_id
 
 
 def connect():

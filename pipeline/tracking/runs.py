@@ -19,15 +19,15 @@ PACKAGE = Path(__file__).resolve().parents[1]
 
 
 def train_tracked(members: list[Member], model: ModelConfig, trainer: TrainerConfig, splits: Splits,
-                  experiment: str, names: list[str], tags: list[dict], configs: list[dict]
+                  experiment: str, names: list[str], tags: list[dict], configs: list[dict], progress: bool = False
                   ) -> tuple[Trained, FitResult, list[str]]:
     """Fit the members' networks at once, each its own MLflow run holding its
     params (the flattened config), learning curves, figures, config.yaml and
-    model; a failure marks every run FAILED."""
+    model; a failure marks every run FAILED. progress: see fit()."""
     client = connect()
     run_ids = start_runs(client, experiment, names, tags, [flatten(c) for c in configs])
     with failing(client, run_ids):
-        result = fit(members, model, trainer, splits)
+        result = fit(members, model, trainer, splits, progress=progress)
         trained = Trained(result.net, result.batch, model, [m.recipe for m in members])
         example = torch.as_tensor(splits.X["train"][:5], dtype=result.batch.dtype)
         for k, run_id in enumerate(run_ids):

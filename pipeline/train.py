@@ -3,9 +3,11 @@
     python -m pipeline.train dataset=moons regularization=[l2,dropout] trainer.max_steps=500
     python -m pipeline.train regularization=[l1] 'seeds=[0,1,2,3,4]'    # five seeds at once
 
-makes the data in memory, trains every seed's network at once, evaluates
-them and logs each as an MLflow run (tagged source=adhoc). Nothing is
-written into the repository.
+makes the data in memory, trains every seed's network at once (with a bar of
+steps on a terminal), evaluates them and logs each as an MLflow run (tagged
+source=adhoc) in the experiment <dataset>-adhoc, apart from the pipeline's
+runs; it prints each run's address in the MLflow UI. Nothing is written into
+the repository.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from pipeline.data.splits import SPLITS, checksum, split
 from pipeline.engine.fit import Member
 from pipeline.params import compose
 from pipeline.tracking.runs import log_evaluation, train_tracked
-from pipeline.tracking.store import common_tags, connect, failing, tracking_uri
+from pipeline.tracking.store import (common_tags, connect, experiment_id, failing, run_url, tracking_uri,
+                                     ui_command)
 
 
 @cli
@@ -40,11 +43,13 @@ def main(argv: list[str] | None = None) -> None:
     splits = split(check(config.dataset.source.load(), dataset_name), config.dataset.split)
     tags = common_tags(dataset_name, "adhoc", data_sha256=checksum(splits), recipe=config.recipe)
     run_config = config.model_dump(mode="json", exclude={"seeds", "analysis"}, exclude_none=True)
+    experiment = f"{dataset_name}-adhoc"
+    progress = sys.stdout.isatty()
     trained, result, run_ids = train_tracked(
         [Member(seed, config.regularization) for seed in config.seeds], config.model, config.trainer, splits,
-        experiment=dataset_name, names=[config.recipe] * len(config.seeds),
+        experiment=experiment, names=[config.recipe] * len(config.seeds),
         tags=[tags | {"seed": str(seed)} for seed in config.seeds],
-        configs=[run_config | {"seed": seed} for seed in config.seeds])
+        configs=[run_config | {"seed": seed} for seed in config.seeds], progress=progress)
 
     client = connect()
     documents, y_pred = evaluate(trained.net, splits, config.analysis.sparsity_threshold)
@@ -59,16 +64,21 @@ def main(argv: list[str] | None = None) -> None:
                                     proba[k] if proba is not None else None, grid)
             log_evaluation(client, run_id, documents[k], directory)
 
-    print(f"ad-hoc {dataset_name}/{config.recipe}: MLflow runs {', '.join(run_ids)} in {tracking_uri()}")
-    for seed, document in zip(config.seeds, documents):
+    uri, adhoc_experiment_id = tracking_uri(), experiment_id(client, experiment)
+    lines = [f"ad-hoc {dataset_name}/{config.recipe}: MLflow experiment {experiment} in {uri}"]
+    for seed, document, run_id in zip(config.seeds, documents, run_ids):
         accuracies = "  ".join(f"{part} {document[part]['accuracy']:.4f}" for part in SPLITS if part in document)
         weights = document["weights"]
-        print(f"  seed {seed}: {accuracies}  sparsity {weights['sparsity']:.1%}  "
-              f"max column norm {weights['max_column_norm']:.2f}")
+        lines += [f"  seed {seed}: {accuracies}  sparsity {weights['sparsity']:.1%}  "
+                  f"max column norm {weights['max_column_norm']:.2f}",
+                  f"    {run_url(uri, adhoc_experiment_id, run_id)}"]
     if len(documents) > 1:
         test = interval([document["test"]["accuracy"] for document in documents])
-        print(f"  test accuracy over {test['n']} seeds: {test['mean']:.4f}, "
-              f"95% interval [{test['ci95_low']:.4f}, {test['ci95_high']:.4f}]")
+        lines.append(f"  test accuracy over {test['n']} seeds: {test['mean']:.4f}, "
+                     f"95% interval [{test['ci95_low']:.4f}, {test['ci95_high']:.4f}]")
+    if command := ui_command(uri):
+        lines.append(f"  to open these links, start the UI: {command}")
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

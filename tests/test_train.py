@@ -1,11 +1,15 @@
 """Ad-hoc runs: `python -m pipeline.train` composes conf/train.yaml with Hydra
-overrides, trains every seed at once and logs each as an MLflow run."""
+overrides, trains every seed at once and logs each as an MLflow run of the
+experiment <dataset>-adhoc."""
 
 from __future__ import annotations
 
+import re
 import sys
 
 from conftest import mlflow_client, run
+
+RUN_URL = re.compile(r"http://127\.0\.0\.1:5000/#/experiments/(\w+)/runs/(\w+)")
 
 
 def _assert_one_error_line(result, *fragments):
@@ -23,8 +27,11 @@ def test_adhoc_run_with_hydra_overrides_is_tracked_per_seed(project):
     )
     assert "ad-hoc circles/l2+dropout" in result.stdout
     assert "test accuracy over 3 seeds" in result.stdout and "95% interval [" in result.stdout
+    assert "step/s" not in result.stdout  # no progress bar when stdout is not a terminal
     client = mlflow_client(project)
-    runs = client.search_runs([client.get_experiment_by_name("circles").experiment_id])
+    assert client.get_experiment_by_name("circles") is None  # the pipeline's experiment stays the pipeline's
+    experiment = client.get_experiment_by_name("circles-adhoc")
+    runs = client.search_runs([experiment.experiment_id])
     assert sorted(r.data.tags["seed"] for r in runs) == ["0", "1", "2"]
     for r in runs:
         assert r.info.run_name == "l2+dropout" and r.info.status == "FINISHED"
@@ -35,6 +42,10 @@ def test_adhoc_run_with_hydra_overrides_is_tracked_per_seed(project):
         assert [m.step for m in client.get_metric_history(r.info.run_id, "train_loss")] == [0, 20, 40]
         assert {a.path for a in client.list_artifacts(r.info.run_id, "evaluation")} >= {
             "evaluation/decision_boundary.png", "evaluation/learning_curves.png"}
+    # one link per seed, to the runs just made, and how to serve them
+    links = RUN_URL.findall(result.stdout)
+    assert sorted(links) == sorted((experiment.experiment_id, r.info.run_id) for r in runs)
+    assert f"mlflow ui --backend-store-uri sqlite:///{project / 'mlflow.db'}" in result.stdout
     assert not (project / "models").exists()  # ad-hoc runs write nothing into the repository
 
 

@@ -2,6 +2,8 @@
 
     python -m pipeline.train dataset=moons regularization=[l2,dropout] trainer.max_steps=500
     python -m pipeline.train regularization=[l1] 'seeds=[0,1,2,3,4]'    # five seeds at once
+    python -m pipeline.train -m 'regularization=[l1],[l2]' 'seeds=[0,1,2]'    # a sweep: one job per recipe
+    python -m pipeline.train -m hydra/launcher=joblib hydra.launcher.n_jobs=2 'regularization=[l1],[l2]'
 
 makes the data in memory, trains every seed's network at once (with a bar of
 steps on a terminal), evaluates them and logs each as an MLflow run (tagged
@@ -12,9 +14,17 @@ the repository.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import sys
 import tempfile
 from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from pipeline.analysis import figures
 from pipeline.analysis.evaluation import evaluate
@@ -25,17 +35,26 @@ from pipeline.core.schema import validate
 from pipeline.data.raw import check
 from pipeline.data.splits import SPLITS, checksum, split
 from pipeline.engine.fit import Member
-from pipeline.params import compose
+from pipeline.params import bad_config, config_dir
 from pipeline.tracking.runs import log_evaluation, train_tracked
-from pipeline.tracking.store import (common_tags, connect, experiment_id, failing, run_url, tracking_uri,
-                                     ui_command)
+from pipeline.tracking.store import common_tags, connect, experiment_id, failing, run_url, tracking_uri, ui_command
+
+CONFIG_NAME = "train"
+# Hydra creates a directory for every run and job even when it writes nothing
+# into it; conf/train.yaml points them at a temporary one, named by this variable.
+HYDRA_DIR_VARIABLE = "ADHOC_HYDRA_DIR"
 
 
 @cli
-def main(argv: list[str] | None = None) -> None:
-    overrides = sys.argv[1:] if argv is None else argv
-    data = compose("train", overrides, with_choices=True)
-    dataset_name = data.pop("_choices")["dataset"]
+def job(composed: DictConfig) -> None:
+    """One Hydra job: train, evaluate and log every seed of one composed config.
+    Its errors end the process with one line (cli), in a sweep too, where
+    Hydra would add a line of its own and a traceback."""
+    dataset_name = HydraConfig.get().runtime.choices["dataset"]
+    try:
+        data = OmegaConf.to_container(composed, resolve=True)
+    except OmegaConfBaseException as error:
+        raise bad_config(error) from None
     regularization = data.pop("regularization", {})
     config = validate(AdhocConfig, {**data, "dataset_name": dataset_name, "regularization": regularization,
                                     "recipe": "+".join(regularization) or "baseline"},
@@ -44,7 +63,8 @@ def main(argv: list[str] | None = None) -> None:
     tags = common_tags(dataset_name, "adhoc", data_sha256=checksum(splits), recipe=config.recipe)
     run_config = config.model_dump(mode="json", exclude={"seeds", "analysis"}, exclude_none=True)
     experiment = f"{dataset_name}-adhoc"
-    progress = sys.stdout.isatty()
+    # Parallel jobs (Hydra's joblib launcher) share one terminal: a bar each would garble it.
+    progress = sys.stdout.isatty() and multiprocessing.parent_process() is None
     trained, result, run_ids = train_tracked(
         [Member(seed, config.regularization) for seed in config.seeds], config.model, config.trainer, splits,
         experiment=experiment, names=[config.recipe] * len(config.seeds),
@@ -69,8 +89,8 @@ def main(argv: list[str] | None = None) -> None:
     for seed, document, run_id in zip(config.seeds, documents, run_ids):
         accuracies = "  ".join(f"{part} {document[part]['accuracy']:.4f}" for part in SPLITS if part in document)
         weights = document["weights"]
-        lines += [f"  seed {seed}: {accuracies}  sparsity {weights['sparsity']:.1%}  "
-                  f"max column norm {weights['max_column_norm']:.2f}",
+        lines += [(f"  seed {seed}: {accuracies}  sparsity {weights['sparsity']:.1%}  "
+                   f"max column norm {weights['max_column_norm']:.2f}"),
                   f"    {run_url(uri, adhoc_experiment_id, run_id)}"]
     if len(documents) > 1:
         test = interval([document["test"]["accuracy"] for document in documents])
@@ -78,7 +98,28 @@ def main(argv: list[str] | None = None) -> None:
                      f"95% interval [{test['ci95_low']:.4f}, {test['ci95_high']:.4f}]")
     if command := ui_command(uri):
         lines.append(f"  to open these links, start the UI: {command}")
-    print("\n".join(lines))
+    # One write, flushed: jobs of a parallel sweep print into the same stdout.
+    print("\n".join(lines), flush=True)
+
+
+@cli
+def main(argv: list[str] | None = None) -> None:
+    """Hydra's command line for conf/train.yaml: overrides, -m for a sweep,
+    --help, --cfg job. argv stands for sys.argv[1:], which Hydra reads."""
+    arguments = sys.argv[1:] if argv is None else argv
+    conf = config_dir(CONFIG_NAME)
+    connect()  # creates the SQLite store before parallel jobs could race to; an unreachable server fails here
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors instead of printing them: one line below
+    command_line = sys.argv
+    with tempfile.TemporaryDirectory(prefix="adhoc-hydra-") as scratch:
+        os.environ[HYDRA_DIR_VARIABLE] = scratch  # also for the workers of a parallel sweep
+        sys.argv = [command_line[0], *arguments]
+        try:
+            hydra.main(config_path=str(conf), config_name=CONFIG_NAME, version_base=None)(job)()
+        except (HydraException, OmegaConfBaseException) as error:
+            raise bad_config(error) from None
+        finally:
+            sys.argv = command_line
 
 
 if __name__ == "__main__":

@@ -20,33 +20,31 @@ from pipeline.core.schema import validate
 CONF_DIR = Path("conf")
 
 
-def compose(config_name: str, overrides: list[str] = (), with_choices: bool = False) -> dict:
-    """Compose conf/<config_name>.yaml with Hydra overrides into a plain dict.
+def config_dir(config_name: str) -> Path:
+    """conf/ as an absolute path, once it is found to hold <config_name>.yaml."""
+    if not (CONF_DIR / f"{config_name}.yaml").exists():
+        raise PipelineError(f"{CONF_DIR / config_name}.yaml not found: run from the repository root")
+    return CONF_DIR.resolve()
 
-    with_choices adds the chosen option of each config group under "_choices".
-    """
+
+def bad_config(error: Exception) -> PipelineError:
+    # Hydra spreads one message over several lines; keep it on one.
+    return PipelineError("bad override or config: " + " ".join(str(error).split()))
+
+
+def compose(config_name: str, overrides: list[str] = ()) -> dict:
+    """Compose conf/<config_name>.yaml with Hydra overrides into a plain dict."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
-    from omegaconf import OmegaConf, open_dict
+    from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    if not (CONF_DIR / f"{config_name}.yaml").exists():
-        raise PipelineError(f"{CONF_DIR / config_name}.yaml not found: run from the repository root")
     try:
-        with initialize_config_dir(str(CONF_DIR.resolve()), version_base="1.3"):
-            composed = hydra_compose(config_name, list(overrides), return_hydra_config=with_choices)
-            choices = OmegaConf.to_container(composed.hydra.runtime.choices) if with_choices else None
-            if with_choices:
-                with open_dict(composed):
-                    del composed["hydra"]
-            data = OmegaConf.to_container(composed, resolve=True)
+        with initialize_config_dir(str(config_dir(config_name)), version_base="1.3"):
+            return OmegaConf.to_container(hydra_compose(config_name, list(overrides)), resolve=True)
     except (HydraException, OmegaConfBaseException) as error:
-        # Hydra spreads one message over several lines; keep it on one.
-        raise PipelineError("bad override or config: " + " ".join(str(error).split())) from None
-    if choices is not None:
-        data["_choices"] = choices
-    return data
+        raise bad_config(error) from None
 
 
 def render(data: dict) -> str:

@@ -2,19 +2,30 @@
 
     python -m pipeline.train dataset=moons regularization=[l2,dropout] trainer.max_steps=500
     python -m pipeline.train regularization=[l1] 'seeds=[0,1,2,3,4]'    # five seeds at once
+    python -m pipeline.train -m 'regularization=[l1],[l2]' 'seeds=[0,1,2]'    # a sweep: one job per recipe
+    python -m pipeline.train -m hydra/launcher=joblib hydra.launcher.n_jobs=2 'regularization=[l1],[l2]'
 
-makes the data in memory, trains every seed's network at once, evaluates
-them and logs each as an MLflow run (tagged source=adhoc). Nothing is
-written into the repository.
+makes the data in memory, trains every seed's network at once (with a bar of
+steps on a terminal), evaluates them and logs each as an MLflow run (tagged
+source=adhoc) in the experiment <dataset>-adhoc, apart from the pipeline's
+runs; it prints each run's address in the MLflow UI. Nothing is written into
+the repository.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import sys
 import tempfile
 from pathlib import Path
 
 import torch
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from pipeline.analysis import figures
 from pipeline.analysis.evaluation import evaluate
@@ -26,16 +37,26 @@ from pipeline.data.raw import check
 from pipeline.data.splits import SPLITS, checksum, split
 from pipeline.engine.fit import Member
 from pipeline.engine.network import Probabilities
-from pipeline.params import compose
+from pipeline.params import bad_config, config_dir
 from pipeline.tracking.runs import log_evaluation, train_tracked, training_input
-from pipeline.tracking.store import common_tags, connect, failing, tracking_uri
+from pipeline.tracking.store import common_tags, connect, experiment_id, failing, run_url, tracking_uri, ui_command
+
+CONFIG_NAME = "train"
+# Hydra creates a directory for every run and job even when it writes nothing
+# into it; conf/train.yaml points them at a temporary one, named by this variable.
+HYDRA_DIR_VARIABLE = "ADHOC_HYDRA_DIR"
 
 
 @cli
-def main(argv: list[str] | None = None) -> None:
-    overrides = sys.argv[1:] if argv is None else argv
-    data = compose("train", overrides, with_choices=True)
-    dataset_name = data.pop("_choices")["dataset"]
+def job(composed: DictConfig) -> None:
+    """One Hydra job: train, evaluate and log every seed of one composed config.
+    Its errors end the process with one line (cli), in a sweep too, where
+    Hydra would add a line of its own and a traceback."""
+    dataset_name = HydraConfig.get().runtime.choices["dataset"]
+    try:
+        data = OmegaConf.to_container(composed, resolve=True)
+    except OmegaConfBaseException as error:
+        raise bad_config(error) from None
     regularization = data.pop("regularization", {})
     config = validate(AdhocConfig, {**data, "dataset_name": dataset_name, "regularization": regularization,
                                     "recipe": "+".join(regularization) or "baseline"},
@@ -43,11 +64,14 @@ def main(argv: list[str] | None = None) -> None:
     splits = split(check(config.dataset.source.load(), dataset_name), config.dataset.split)
     tags = common_tags(dataset_name, "adhoc", data_sha256=checksum(splits), recipe=config.recipe)
     run_config = config.model_dump(mode="json", exclude={"seeds", "analysis"}, exclude_none=True)
+    experiment = f"{dataset_name}-adhoc"
+    # Parallel jobs (Hydra's joblib launcher) share one terminal: a bar each would garble it.
+    progress = sys.stdout.isatty() and multiprocessing.parent_process() is None
     trained, result, run_ids = train_tracked(
         [Member(seed, config.regularization) for seed in config.seeds], config.model, config.trainer, splits,
-        experiment=dataset_name, names=[config.recipe] * len(config.seeds),
+        experiment=experiment, names=[config.recipe] * len(config.seeds),
         tags=[tags | {"seed": str(seed)} for seed in config.seeds],
-        configs=[run_config | {"seed": seed} for seed in config.seeds])
+        configs=[run_config | {"seed": seed} for seed in config.seeds], progress=progress)
 
     client = connect()
     documents, y_pred = evaluate(trained.net, splits, config.analysis.sparsity_threshold)
@@ -66,16 +90,42 @@ def main(argv: list[str] | None = None) -> None:
             log_evaluation(client, run_id, documents[k], directory, Probabilities(trained.single(k)), example,
                            f"{config.recipe}-seed-{config.seeds[k]}", dataset)
 
-    print(f"ad-hoc {dataset_name}/{config.recipe}: MLflow runs {', '.join(run_ids)} in {tracking_uri()}")
-    for seed, document in zip(config.seeds, documents):
+    uri, adhoc_experiment_id = tracking_uri(), experiment_id(client, experiment)
+    lines = [f"ad-hoc {dataset_name}/{config.recipe}: MLflow experiment {experiment} in {uri}"]
+    for seed, document, run_id in zip(config.seeds, documents, run_ids):
         accuracies = "  ".join(f"{part} {document[part]['accuracy']:.4f}" for part in SPLITS if part in document)
         weights = document["weights"]
-        print(f"  seed {seed}: {accuracies}  sparsity {weights['sparsity']:.1%}  "
-              f"max column norm {weights['max_column_norm']:.2f}")
+        lines += [(f"  seed {seed}: {accuracies}  sparsity {weights['sparsity']:.1%}  "
+                   f"max column norm {weights['max_column_norm']:.2f}"),
+                  f"    {run_url(uri, adhoc_experiment_id, run_id)}"]
     if len(documents) > 1:
         test = interval([document["test"]["accuracy"] for document in documents])
-        print(f"  test accuracy over {test['n']} seeds: {test['mean']:.4f}, "
-              f"95% interval [{test['ci95_low']:.4f}, {test['ci95_high']:.4f}]")
+        lines.append(f"  test accuracy over {test['n']} seeds: {test['mean']:.4f}, "
+                     f"95% interval [{test['ci95_low']:.4f}, {test['ci95_high']:.4f}]")
+    if command := ui_command(uri):
+        lines.append(f"  to open these links, start the UI: {command}")
+    # One write, flushed: jobs of a parallel sweep print into the same stdout.
+    print("\n".join(lines), flush=True)
+
+
+@cli
+def main(argv: list[str] | None = None) -> None:
+    """Hydra's command line for conf/train.yaml: overrides, -m for a sweep,
+    --help, --cfg job. argv stands for sys.argv[1:], which Hydra reads."""
+    arguments = sys.argv[1:] if argv is None else argv
+    conf = config_dir(CONFIG_NAME)
+    connect()  # creates the SQLite store before parallel jobs could race to; an unreachable server fails here
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors instead of printing them: one line below
+    command_line = sys.argv
+    with tempfile.TemporaryDirectory(prefix="adhoc-hydra-") as scratch:
+        os.environ[HYDRA_DIR_VARIABLE] = scratch  # also for the workers of a parallel sweep
+        sys.argv = [command_line[0], *arguments]
+        try:
+            hydra.main(config_path=str(conf), config_name=CONFIG_NAME, version_base=None)(job)()
+        except (HydraException, OmegaConfBaseException) as error:
+            raise bad_config(error) from None
+        finally:
+            sys.argv = command_line
 
 
 if __name__ == "__main__":

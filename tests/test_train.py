@@ -1,11 +1,18 @@
 """Ad-hoc runs: `python -m pipeline.train` composes conf/train.yaml with Hydra
-overrides, trains every seed at once and logs each as an MLflow run."""
+overrides, trains every seed at once and logs each as an MLflow run of the
+experiment <dataset>-adhoc; `-m` sweeps, one Hydra job per value."""
 
 from __future__ import annotations
 
+import re
 import sys
 
+import pytest
+
 from conftest import mlflow_client, run
+
+RUN_URL = re.compile(r"http://127\.0\.0\.1:5000/#/experiments/(\w+)/runs/(\w+)")
+FAST = ["trainer.max_steps=20", "trainer.eval_every=10"]
 
 
 def _assert_one_error_line(result, *fragments):
@@ -13,6 +20,11 @@ def _assert_one_error_line(result, *fragments):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert all(fragment in lines[0] for fragment in fragments), lines[0]
+
+
+def _assert_hydra_wrote_nothing(project):
+    written = [path for pattern in ("outputs", "multirun", ".hydra", "*.log") for path in project.rglob(pattern)]
+    assert not written, written
 
 
 def test_adhoc_run_with_hydra_overrides_is_tracked_per_seed(project):
@@ -23,8 +35,11 @@ def test_adhoc_run_with_hydra_overrides_is_tracked_per_seed(project):
     )
     assert "ad-hoc circles/l2+dropout" in result.stdout
     assert "test accuracy over 3 seeds" in result.stdout and "95% interval [" in result.stdout
+    assert "step/s" not in result.stdout  # no progress bar when stdout is not a terminal
     client = mlflow_client(project)
-    runs = client.search_runs([client.get_experiment_by_name("circles").experiment_id])
+    assert client.get_experiment_by_name("circles") is None  # the pipeline's experiment stays the pipeline's
+    experiment = client.get_experiment_by_name("circles-adhoc")
+    runs = client.search_runs([experiment.experiment_id])
     assert sorted(r.data.tags["seed"] for r in runs) == ["0", "1", "2"]
     for r in runs:
         assert r.info.run_name == "l2+dropout" and r.info.status == "FINISHED"
@@ -35,15 +50,37 @@ def test_adhoc_run_with_hydra_overrides_is_tracked_per_seed(project):
         assert [m.step for m in client.get_metric_history(r.info.run_id, "curve/train_loss")] == [0, 20, 40]
         cards = {a.path.split("/")[-1].split("+")[0] for a in client.list_artifacts(r.info.run_id, "images")}
         assert {"decision_boundary", "learning_curves", "boundary_during_training"} <= cards
+    # one link per seed, to the runs just made, and how to serve them
+    links = RUN_URL.findall(result.stdout)
+    assert sorted(links) == sorted((experiment.experiment_id, r.info.run_id) for r in runs)
+    assert f"mlflow ui --backend-store-uri sqlite:///{project / 'mlflow.db'}" in result.stdout
     assert not (project / "models").exists()  # ad-hoc runs write nothing into the repository
+    _assert_hydra_wrote_nothing(project)
 
 
-def test_adhoc_run_rejects_an_unknown_key(project):
-    _assert_one_error_line(run([sys.executable, "-m", "pipeline.train", "trainer.lrr=0.1"], project, check=False),
+def test_a_parallel_sweep_runs_one_job_per_recipe(project):
+    result = run([sys.executable, "-m", "pipeline.train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                  "regularization=[l1],[l2]", "seeds=[0,1]", *FAST], project)
+    assert "ad-hoc moons/l1" in result.stdout and "ad-hoc moons/l2" in result.stdout
+    client = mlflow_client(project)
+    runs = client.search_runs([client.get_experiment_by_name("moons-adhoc").experiment_id])
+    assert sorted((r.data.tags["recipe"], r.data.tags["seed"]) for r in runs) == [
+        ("l1", "0"), ("l1", "1"), ("l2", "0"), ("l2", "1")]
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert len(RUN_URL.findall(result.stdout)) == 4
+    _assert_hydra_wrote_nothing(project)
+
+
+@pytest.mark.parametrize("arguments", [["trainer.lrr=0.1"], ["-m", "trainer.lrr=0.1,0.2"]], ids=["run", "sweep"])
+def test_adhoc_run_rejects_an_unknown_key(project, arguments):
+    _assert_one_error_line(run([sys.executable, "-m", "pipeline.train", *arguments], project, check=False),
                            "trainer.lrr")
 
 
-def test_adhoc_run_rejects_a_bad_value(project):
-    result = run([sys.executable, "-m", "pipeline.train", "regularization=l2", "regularization.l2.strength=-1"],
-                 project, check=False)
+@pytest.mark.parametrize("arguments", [["regularization=l2", "regularization.l2.strength=-1"],
+                                       ["-m", "regularization=l2", "regularization.l2.strength=-1,1"]],
+                         ids=["run", "sweep"])
+def test_adhoc_run_rejects_a_bad_value(project, arguments):
+    result = run([sys.executable, "-m", "pipeline.train", *arguments], project, check=False)
     _assert_one_error_line(result, "regularization.l2.strength", "greater than or equal to 0")
+    _assert_hydra_wrote_nothing(project)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import warnings
 from dataclasses import dataclass
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import TQDMProgressBar
+from pytorch_lightning.callbacks.progress.tqdm_progress import Tqdm
 
 from pipeline.config import ModelConfig, TrainerConfig
 from pipeline.data.splits import Splits
@@ -44,15 +47,40 @@ class FitResult:
     figures: list[dict[str, float]]  # per network: initial_cost and its techniques' figures
 
 
+class StepProgressBar(TQDMProgressBar):
+    """Lightning's tqdm bar, counting optimizer steps up to trainer.max_steps in
+    one bar. The stock bar counts each epoch's batches, and here an epoch is one
+    batch of eval_every steps: it would show a new 1/1 bar every evaluation."""
+
+    def __init__(self, max_steps: int):
+        super().__init__()
+        self.max_steps = max_steps
+
+    def init_train_tqdm(self) -> Tqdm:
+        return Tqdm(desc="training", total=self.max_steps, unit="step", disable=self.is_disabled, leave=True,
+                    dynamic_ncols=True, file=sys.stdout, smoothing=0, bar_format=self.BAR_FORMAT)
+
+    def init_validation_tqdm(self) -> Tqdm:
+        return Tqdm(disable=True)  # an evaluation takes milliseconds: no bar of its own
+
+    def on_train_epoch_start(self, *_) -> None:
+        pass  # one bar for the whole run
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: BatchTraining, *_) -> None:
+        self.train_progress_bar.n = pl_module.steps
+        self.train_progress_bar.refresh()
+
+
 def dtype_of(trainer: TrainerConfig) -> torch.dtype:
     return torch.float64 if trainer.precision == "64-true" else torch.float32
 
 
 def fit(members: list[Member], model: ModelConfig, trainer: TrainerConfig, splits: Splits,
-        callbacks: list[pl.Callback] = ()) -> FitResult:
+        callbacks: list[pl.Callback] = (), progress: bool = False) -> FitResult:
     """Train one network per member; a network's result depends only on its own
     member, data and config, not on the others, and is the same bit for bit
-    on the same machine."""
+    on the same machine. progress shows a bar of steps on stdout (for a
+    terminal: DVC stages leave it off)."""
     dtype = dtype_of(trainer)
     batch = Batch(seeds=tuple(m.seed for m in members), n_features=splits.n_features, hidden=tuple(model.hidden),
                   n_train=len(splits.y["train"]), dtype=dtype, image_shape=splits.image_shape)
@@ -71,9 +99,9 @@ def fit(members: list[Member], model: ModelConfig, trainer: TrainerConfig, split
         devices=1,
         max_epochs=math.ceil(trainer.max_steps / trainer.eval_every),  # an epoch is eval_every steps
         logger=False,
-        callbacks=list(callbacks),
+        callbacks=[*callbacks, StepProgressBar(trainer.max_steps)] if progress else list(callbacks),
         enable_checkpointing=False,
-        enable_progress_bar=False,
+        enable_progress_bar=progress,
         enable_model_summary=False,
         num_sanity_val_steps=0,
         deterministic=True,

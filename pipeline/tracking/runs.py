@@ -49,11 +49,12 @@ def describe_dataset(name: str, splits: Splits) -> str:
 
 def train_tracked(members: list[Member], model: ModelConfig, trainer: TrainerConfig, splits: Splits,
                   experiment: str, names: list[str], tags: list[dict], configs: list[dict],
-                  parent: str | None = None) -> tuple[Trained, FitResult, list[str]]:
+                  parent: str | None = None, progress: bool = False) -> tuple[Trained, FitResult, list[str]]:
     """Fit the members' networks at once, each its own MLflow run (nested
     under parent) holding its params (the flattened config), description,
     learning curves, the techniques' figures, config.yaml and, for points in
-    the plane, the decision boundary as it formed; a failure marks every run FAILED."""
+    the plane, the decision boundary as it formed; a failure marks every run
+    FAILED. progress: see fit()."""
     client = connect()
     described = [run_tags | {NOTE: f"{describe_recipe(c['recipe'], c['regularization'])}, seed {c['seed']}."}
                  for run_tags, c in zip(tags, configs)]
@@ -63,7 +64,8 @@ def train_tracked(members: list[Member], model: ModelConfig, trainer: TrainerCon
         if splits.n_features == 2:
             steps = snapshot_steps(trainer.max_steps, trainer.eval_every, SNAPSHOTS)
             snapshots = BoundarySnapshots(square_plane(splits), steps)
-        result = fit(members, model, trainer, splits, callbacks=[snapshots] if snapshots else [])
+        result = fit(members, model, trainer, splits, callbacks=[snapshots] if snapshots else [],
+                     progress=progress)
         trained = Trained(result.net, result.batch, model, [m.recipe for m in members])
         for k, run_id in enumerate(run_ids):
             points = [(f"curve/{name}", value, point["step"]) for point in result.curves[k]

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import shlex
 import subprocess
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ DB_NAME = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
 BATCH_LIMITS = {"metrics": 1000, "params": 100}  # MLflow's per-call limits of log_batch
 NOTE = "mlflow.note.content"  # the tag MLflow shows as an experiment's or run's description
+LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` listens unless told otherwise
 
 
 def quiet_mlflow() -> None:
@@ -31,6 +33,9 @@ def quiet_mlflow() -> None:
     # MLflow's INFO lines (database migrations, run links) would drown a
     # stage's own output and its one-line errors.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    # With a tracking server MLflow prints two links each time a run ends (to
+    # stdout, not through logging); the ad-hoc run prints one per run itself.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
 quiet_mlflow()  # before anything imports mlflow
@@ -49,6 +54,18 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repository_root() / DB_NAME}"
 
 
+def run_url(uri: str, experiment_id: str, run_id: str) -> str:
+    """Where the MLflow UI shows a run: on the tracking server itself for an
+    http(s) URI, otherwise on the local server that `mlflow ui` starts by default."""
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else LOCAL_UI
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def ui_command(uri: str) -> str | None:
+    """The command that serves a local store's UI at LOCAL_UI; None for a server, which is its own UI."""
+    return None if uri.startswith(("http://", "https://")) else f"mlflow ui --backend-store-uri {shlex.quote(uri)}"
+
+
 def artifact_location(experiment: str) -> str | None:
     """Where a new experiment keeps its artifacts: beside the default SQLite
     store, by absolute path (MLflow's default, ./mlruns, is relative to
@@ -59,11 +76,21 @@ def artifact_location(experiment: str) -> str | None:
 
 
 def experiment_id(client, name: str, description: str | None = None) -> str:
-    """The experiment's id, created if new; its description set when given."""
+    """The named experiment's id, creating it if new; its description set
+    when given. Processes running side by side (jobs of a parallel sweep) may
+    all find it missing; those whose creation fails because another's came
+    first use that one."""
+    from mlflow.exceptions import MlflowException
+
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
-        identifier = client.create_experiment(name, artifact_location=artifact_location(name))
-    else:
+        try:
+            identifier = client.create_experiment(name, artifact_location=artifact_location(name))
+        except MlflowException:
+            experiment = client.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+    if experiment is not None:
         identifier = experiment.experiment_id
     if description and (experiment is None or experiment.tags.get(NOTE) != description):
         client.set_experiment_tag(identifier, NOTE, description)

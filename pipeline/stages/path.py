@@ -46,7 +46,7 @@ def run_path(dataset: str, name: str, params: PipelineConfig, splits: Splits, cl
     path_tags = tags | {"kind": "path", "path": name, NOTE: description}
     (parent,) = start_runs(client, dataset, [f"path {name}"], [path_tags], [flatten(config)], parent=pipeline)
     supersede(client, dataset, pipeline, {"kind": "path", "path": name}, [parent])
-    with failing(client, [parent]):
+    with failing(client, [parent], [pipeline]):
         members = [Member(seed, path.recipe_at(value), label=f"{swept} {value:g}, seed {seed}")
                    for value in path.values for seed in params.seeds]
         result = fit(members, params.model, params.trainer, splits)

@@ -59,7 +59,7 @@ def train_tracked(members: list[Member], model: ModelConfig, trainer: TrainerCon
     described = [run_tags | {NOTE: f"{describe_recipe(c['recipe'], c['regularization'])}, seed {c['seed']}."}
                  for run_tags, c in zip(tags, configs)]
     run_ids = start_runs(client, experiment, names, described, [flatten(c) for c in configs], parent=parent)
-    with failing(client, run_ids):
+    with failing(client, run_ids, [parent] if parent else []):
         snapshots = None
         if splits.n_features == 2:
             steps = snapshot_steps(trainer.max_steps, trainer.eval_every, SNAPSHOTS)

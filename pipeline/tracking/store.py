@@ -24,6 +24,9 @@ DB_NAME = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
 BATCH_LIMITS = {"metrics": 1000, "params": 100}  # MLflow's per-call limits of log_batch
 NOTE = "mlflow.note.content"  # the tag MLflow shows as an experiment's or run's description
+# Tells MLflow's UI that an experiment trains models (its "Model training"
+# views), rather than letting it guess or open the GenAI ones.
+KIND = {"mlflow.experimentKind": "custom_model_development"}
 LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` listens unless told otherwise
 
 
@@ -85,7 +88,7 @@ def experiment_id(client, name: str, description: str | None = None) -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         try:
-            identifier = client.create_experiment(name, artifact_location=artifact_location(name))
+            identifier = client.create_experiment(name, artifact_location=artifact_location(name), tags=KIND)
         except MlflowException:
             experiment = client.get_experiment_by_name(name)
             if experiment is None:
@@ -218,12 +221,14 @@ def log_metrics(client, run_id: str, points: list[tuple[str, float, int]]) -> No
 
 
 @contextlib.contextmanager
-def failing(client, run_ids: list[str]) -> Iterator[None]:
-    """Mark the runs FAILED if the block raises (a signal included), FINISHED if it ends."""
+def failing(client, run_ids: list[str], parents: list[str] = ()) -> Iterator[None]:
+    """Mark the runs FAILED if the block raises (a signal included), FINISHED
+    if it ends. Parents, runs that other stages still add to (a pipeline
+    run's), fail with them: a failed stage is a failed pipeline run."""
     try:
         yield
     except BaseException:
-        for run_id in run_ids:
+        for run_id in [*run_ids, *parents]:
             client.set_terminated(run_id, "FAILED")
         raise
     for run_id in run_ids:

@@ -52,7 +52,9 @@ def test_diverging_loss_fails_the_stage_and_every_run(project):
     assert not (project / "models/moons/baseline").exists()
     client = mlflow_client(project)
     runs = client.search_runs([client.get_experiment_by_name("moons").experiment_id])
-    assert sorted(r.info.status for r in runs) == ["FAILED", "FAILED"]  # one run per seed
+    # one run per seed, and the pipeline run's parent: a failed stage is a failed pipeline run
+    assert sorted((r.data.tags["kind"], r.info.status) for r in runs) == [
+        ("pipeline", "FAILED"), ("recipe", "FAILED"), ("recipe", "FAILED")]
 
 
 def test_unreachable_tracking_server_is_one_clear_line(project):

@@ -123,6 +123,7 @@ def test_mlflow_nests_every_run_of_a_pipeline_run_under_its_parent(built_project
     client = mlflow_client(built_project)
     experiment = client.get_experiment_by_name("moons")
     assert experiment.tags["mlflow.note.content"].startswith("Dataset moons: 2 features, 2 classes; train 60")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI's model-training views
     runs = client.search_runs([experiment.experiment_id])
     assert str(built_project / "mlartifacts") in experiment.artifact_location
     (parent,) = [r for r in runs if r.data.tags.get("kind") == "pipeline"]

@@ -38,7 +38,7 @@ from pipeline.data.splits import SPLITS, checksum, split
 from pipeline.engine.fit import Member
 from pipeline.engine.network import Probabilities
 from pipeline.params import bad_config, config_dir
-from pipeline.tracking.runs import log_evaluation, train_tracked, training_input
+from pipeline.tracking.runs import kept_step, log_evaluation, log_figures, train_tracked, training_input
 from pipeline.tracking.store import common_tags, connect, experiment_id, failing, run_url, tracking_uri, ui_command
 
 CONFIG_NAME = "train"
@@ -87,8 +87,9 @@ def job(composed: DictConfig) -> None:
                                     figures.weight_matrices(trained.net, k), y_pred[k],
                                     proba[k] if proba is not None else None, grid, result.figures[k].get("best_step"))
             documents[k]["training"] = {"steps": result.steps[k], **result.figures[k]}
-            log_evaluation(client, run_id, documents[k], directory, Probabilities(trained.single(k)), example,
+            log_evaluation(client, run_id, documents[k], Probabilities(trained.single(k)), example,
                            f"{config.recipe}-seed-{config.seeds[k]}", dataset)
+            log_figures(client, run_id, directory, kept_step(documents[k]["training"]))
 
     uri, adhoc_experiment_id = tracking_uri(), experiment_id(client, experiment)
     lines = [f"ad-hoc {dataset_name}/{config.recipe}: MLflow experiment {experiment} in {uri}"]

@@ -23,7 +23,7 @@ from pipeline.core.paths import figures_dir, history_path, metrics_path, model_p
 from pipeline.data.splits import SPLITS, load_splits
 from pipeline.engine import checkpoint
 from pipeline.engine.network import Probabilities
-from pipeline.tracking.runs import log_evaluation, training_input
+from pipeline.tracking.runs import kept_step, log_evaluation, log_figures, training_input
 from pipeline.tracking.store import connect, failing
 
 
@@ -69,16 +69,18 @@ def main(argv: list[str] | None = None) -> None:
         proba = figures.probabilities(trained.net, *grid) if grid is not None else None
         directories = [outputs.enter_context(atomic_dir(figures_dir(args.dataset, args.recipe, seed)))
                        for seed in trained.seeds]
-        figures.every_network_figures([
-            (directories[k], args.recipe, splits, documents[k], curves[seed], figures.weight_matrices(trained.net, k),
-             y_pred[k], proba[k] if proba is not None else None, grid, record[seed].get("best_step"))
-            for k, seed in enumerate(trained.seeds)])
+        jobs = [(directories[k], args.recipe, splits, documents[k], curves[seed],
+                 figures.weight_matrices(trained.net, k), y_pred[k], proba[k] if proba is not None else None, grid,
+                 record[seed].get("best_step")) for k, seed in enumerate(trained.seeds)]
         example = torch.as_tensor(splits.X["train"][:5], dtype=trained.net.dtype)
         dataset = training_input(args.dataset, splits)
-        for k, (seed, document, run_id, directory) in enumerate(zip(trained.seeds, documents, run_ids, directories)):
-            document["training"] = record[seed]
-            log_evaluation(client, run_id, document, directory, Probabilities(trained.single(k)), example,
-                           f"{args.recipe}-seed-{seed}", dataset)
+        with figures.drawing(jobs):  # on the other cores, while the models go to MLflow
+            for k, (seed, document, run_id) in enumerate(zip(trained.seeds, documents, run_ids)):
+                document["training"] = record[seed]
+                log_evaluation(client, run_id, document, Probabilities(trained.single(k)), example,
+                               f"{args.recipe}-seed-{seed}", dataset)
+        for seed, document, run_id, directory in zip(trained.seeds, documents, run_ids, directories):
+            log_figures(client, run_id, directory, kept_step(document["training"]))
             write_json(metrics_path(args.dataset, args.recipe, seed), document)
     for seed, document in zip(trained.seeds, documents):
         accuracies = ", ".join(f"{part} {document[part]['accuracy']:.3f}" for part in SPLITS if part in document)

@@ -27,7 +27,7 @@ from pipeline.engine.network import Probabilities
 from pipeline.tracking.store import NOTE, connect, failing, flatten, log_metrics, log_model, start_runs
 
 PACKAGE = Path(__file__).resolve().parents[1]
-SNAPSHOTS = 6  # decision-boundary images per network during training (2-D data)
+SNAPSHOTS = 5  # decision-boundary images per network during training (2-D data): 0, 250, ..., 1000 by default
 
 
 def describe_recipe(name: str, regularization: dict) -> str:
@@ -85,23 +85,21 @@ def kept_step(training: dict) -> int:
     return int(training.get("best_step", training["steps"]))
 
 
-def log_evaluation(client, run_id: str, document: dict, figures: Path, network: Probabilities, example: torch.Tensor,
+def log_evaluation(client, run_id: str, document: dict, network: Probabilities, example: torch.Tensor,
                    model_name: str, dataset=None) -> None:
-    """The evaluated network into the run that trained it: its metrics at the
-    step it was kept, its figures as images MLflow compares across runs (the
-    chart view's image cards), a sentence on what was evaluated, and the
-    model itself with those metrics."""
+    """The evaluated network into the run that trained it: the model itself,
+    then its metrics at the step it was kept, into the run and onto the model,
+    and a sentence on what was evaluated."""
     step = kept_step(document["training"])
+    # the model first: MLflow reads every metric's history to copy a run's metrics onto a model it logs
+    model_id = log_model(run_id, network, example, PACKAGE, model_name, step, dataset)
     points = [(f"{part}_{name}", value, step) for part in ("train", "dev", "test") if part in document
               for name, value in document[part].items()]
     points += [(name, value, step) for name, value in document["weights"].items()]
     for label, figures_of_class in document["per_class"].items():
         points += [(f"test_precision_class_{label}", figures_of_class["precision"], step),
                    (f"test_recall_class_{label}", figures_of_class["recall"], step)]
-    log_metrics(client, run_id, points)
-    for figure in sorted(figures.glob("*.png")):
-        with Image.open(figure) as image:
-            client.log_image(run_id, image.convert("RGB"), key=figure.stem, step=step)
+    log_metrics(client, run_id, points, model_id)
     accuracies = ", ".join(f"{part} {document[part]['accuracy']:.1%}" for part in ("train", "dev", "test")
                            if part in document)
     kept = (f"the network of step {step} (best on dev; training stopped at step {document['training']['stopped_step']})"
@@ -109,7 +107,14 @@ def log_evaluation(client, run_id: str, document: dict, figures: Path, network: 
     description = client.get_run(run_id).data.tags.get(NOTE, "")
     client.set_tag(run_id, NOTE, f"{description}\n\nEvaluated {kept}: {accuracies}. The curve/ metrics are the "
                                  f"learning curves; train_/dev_/test_ metrics are this evaluated network's.")
-    log_model(run_id, network, example, PACKAGE, model_name, step, dataset)
+
+
+def log_figures(client, run_id: str, figures: Path, step: int) -> None:
+    """A network's figures as images keyed by name, which MLflow's chart view
+    compares across runs as image cards."""
+    for figure in sorted(figures.glob("*.png")):
+        with Image.open(figure) as image:
+            client.log_image(run_id, image.convert("RGB"), key=figure.stem, step=step)
 
 
 def log_path(client, parent: str, experiment: str, summary: list[dict], swept: str, tags: dict) -> None:

@@ -210,12 +210,13 @@ def start_runs(client, experiment: str, names: list[str], tags: list[dict[str, s
     return run_ids
 
 
-def log_metrics(client, run_id: str, points: list[tuple[str, float, int]]) -> None:
-    """(name, value, step) points in as few calls as MLflow allows."""
+def log_metrics(client, run_id: str, points: list[tuple[str, float, int]], model_id: str | None = None) -> None:
+    """(name, value, step) points in as few calls as MLflow allows; with
+    model_id, they are that logged model's metrics too."""
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
-    metrics = [Metric(name, float(value), now, step) for name, value, step in points]
+    metrics = [Metric(name, float(value), now, step, model_id=model_id) for name, value, step in points]
     for start in range(0, len(metrics), BATCH_LIMITS["metrics"]):
         client.log_batch(run_id, metrics=metrics[start:start + BATCH_LIMITS["metrics"]])
 
@@ -235,11 +236,11 @@ def failing(client, run_ids: list[str], parents: list[str] = ()) -> Iterator[Non
         client.set_terminated(run_id, "FINISHED")
 
 
-def log_model(run_id: str, module, example, package: Path, name: str, step: int = 0, dataset=None) -> None:
+def log_model(run_id: str, module, example, package: Path, name: str, step: int = 0, dataset=None) -> str:
     """A torch module (class probabilities out) as the run's MLflow model,
-    named, with a signature, and the run's metrics of the given step (MLflow
-    copies them onto the model); the training data as the run's input, which fills the UI's
-    Dataset column."""
+    named, with a signature; the training data as the run's input, which
+    fills the UI's Dataset column. Returns the model's id, for the metrics
+    that belong to it."""
     import mlflow
     import mlflow.pytorch
     import torch
@@ -253,7 +254,7 @@ def log_model(run_id: str, module, example, package: Path, name: str, step: int 
     with mlflow.start_run(run_id=run_id):
         if dataset is not None:
             mlflow.log_input(dataset, context="training")
-        mlflow.pytorch.log_model(
+        return mlflow.pytorch.log_model(
             module,
             name=name,
             step=step,
@@ -261,7 +262,7 @@ def log_model(run_id: str, module, example, package: Path, name: str, step: int 
             serialization_format="pickle",  # torch.export ("pt2") costs seconds per run
             code_paths=[str(package)],  # the model's classes live in this package
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "pydantic>=2"],
-        )
+        ).model_id
 
 
 def warm_up() -> None:

@@ -141,7 +141,17 @@ class BatchTraining(pl.LightningModule):
         return metrics
 
     def on_train_start(self) -> None:
-        self.history.append((0, self.measure()))
+        # Before any step, a non-finite value is the data's doing, not the learning rate's.
+        for part, (x, _) in (("train", self.train_data), ("dev", self.dev_data)):
+            if not torch.isfinite(x).all():
+                raise PipelineError(
+                    f"the {part} features are not finite in {str(x.dtype).removeprefix('torch.')} (inf or NaN, "
+                    f"e.g. beyond {torch.finfo(x.dtype).max:.1e}): fix or rescale the data (split.standardize)")
+        metrics = self.measure()
+        if not torch.isfinite(metrics["train_loss"]).all():
+            raise PipelineError("the train loss is not finite before the first step: the features' scale "
+                                "overflows the network; rescale the data (split.standardize)")
+        self.history.append((0, metrics))
 
     def validation_step(self, batch, batch_idx):
         metrics = self.measure()

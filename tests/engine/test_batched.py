@@ -294,3 +294,18 @@ def test_minibatch_training_and_path_members_are_independent_too():
     assert_same_network(few, 1, path, 3)
     # the same seed at two strengths: the same draws (paired), different networks
     assert not torch.equal(first_weights(path, 1), first_weights(path, 2))
+
+
+@pytest.mark.parametrize("scale, message", [
+    (1e300, "the train features are not finite in float32"),  # 1e300 is inf in float32
+    (1e38, "the train loss is not finite before the first step"),  # finite, but the products overflow float32
+])
+def test_data_that_overflows_is_named_as_the_cause_not_the_learning_rate(scale, message):
+    from pipeline.core.errors import PipelineError
+
+    splits = moons()
+    splits.X["train"] = splits.X["train"] * scale
+    trainer = TrainerConfig(optimizer="sgd", lr=0.1, max_steps=10, eval_every=5, batch_size=None)
+    with pytest.raises(PipelineError, match=message) as raised:
+        fit([Member(0, RecipeConfig())], SMALL, trainer, splits)
+    assert "lr" not in str(raised.value) and "rescale" in str(raised.value)

@@ -4,7 +4,10 @@ experiment <dataset>-adhoc; `-m` sweeps, one Hydra job per value."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
 import sys
 
 import pytest
@@ -84,3 +87,31 @@ def test_adhoc_run_rejects_a_bad_value(project, arguments):
     result = run([sys.executable, "-m", "pipeline.train", *arguments], project, check=False)
     _assert_one_error_line(result, "regularization.l2.strength", "greater than or equal to 0")
     _assert_hydra_wrote_nothing(project)
+
+
+@pytest.mark.parametrize("signum, exit_code, line", [(signal.SIGTERM, 143, "error: terminated (SIGTERM)"),
+                                                     (signal.SIGINT, 130, "error: interrupted (Ctrl-C)")])
+def test_a_signal_stops_the_run_with_one_line_and_failed_runs(project, signum, exit_code, line):
+    """Mid-training, with its MLflow runs open: the process says why it
+    stopped, exits as a shell expects, and leaves no run RUNNING."""
+    import time
+
+    client = mlflow_client(project)  # the store made before the run starts: no two processes creating it
+    process = subprocess.Popen([sys.executable, "-m", "pipeline.train", "trainer.max_steps=1000000",
+                                "trainer.eval_every=1000"], cwd=project, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True,
+                               env={k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"})
+    try:
+        deadline, running = time.monotonic() + 120, []
+        while not running and time.monotonic() < deadline:
+            time.sleep(0.5)
+            experiment = client.get_experiment_by_name("moons-adhoc")
+            running = experiment and client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'")
+        assert running, "the run never started"
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == exit_code and stderr.strip().splitlines() == [line], stderr
+    runs = client.search_runs([experiment.experiment_id])
+    assert runs and {r.info.status for r in runs} == {"FAILED"}

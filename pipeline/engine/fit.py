@@ -109,7 +109,14 @@ def fit(members: list[Member], model: ModelConfig, trainer: TrainerConfig, split
     )
     try:
         torch.utils.deterministic.fill_uninitialized_memory = False
-        lightning.fit(module)
+        try:
+            lightning.fit(module)
+        except SystemExit:
+            # Lightning turns Ctrl-C into exit(1) after its own clean-up; callers
+            # (and users) should see the interruption it was.
+            if lightning.interrupted:
+                raise KeyboardInterrupt from None
+            raise
     finally:
         torch.use_deterministic_algorithms(previous[0])
         torch.utils.deterministic.fill_uninitialized_memory = previous[1]

@@ -222,12 +222,20 @@ def test_a_rerun_stage_supersedes_its_earlier_runs(built_project):
 def test_override_reruns_only_the_recipe_that_uses_it(built_project):
     result = run(["dvc", "exp", "run", "-S", "suite.l2.l2.strength=0.3"], built_project)
     ran = set(re.findall(r"Running stage '([^']+)'", result.stdout))
-    assert ran == {"train@moons-l2", "evaluate@moons-l2", "report@moons"}, result.stdout
+    assert ran == {"validate", "train@moons-l2", "evaluate@moons-l2", "report@moons"}, result.stdout
     params = yaml.safe_load((built_project / "params.yaml").read_text())
     assert params["suite"]["l2"]["l2"]["strength"] == 0.3
     shown = json.loads(run(["dvc", "exp", "show", "--json"], built_project).stdout)
     assert "0.3" in json.dumps(shown)  # the experiment is listed with its param
     assert "test_accuracy" in json.dumps(shown)
+
+
+def test_a_key_no_stage_reads_still_stops_the_pipeline(built_project):
+    """`seed` for `seeds`: no stage reads it, so only the validate stage, which depends on every param, runs."""
+    result = run(["dvc", "exp", "run", "-S", "+seed=[1]"], built_project, check=False)
+    assert result.returncode != 0
+    assert result.stderr.startswith("error: params.yaml: seed: unknown key\n"), result.stderr
+    assert set(re.findall(r"Running stage '([^']+)'", result.stdout)) == {"validate"}
 
 
 @pytest.mark.slow

@@ -67,13 +67,13 @@ def job(composed: DictConfig) -> None:
     experiment = f"{dataset_name}-adhoc"
     # Parallel jobs (Hydra's joblib launcher) share one terminal: a bar each would garble it.
     progress = sys.stdout.isatty() and multiprocessing.parent_process() is None
+    client = connect()
     trained, result, run_ids = train_tracked(
-        [Member(seed, config.regularization) for seed in config.seeds], config.model, config.trainer, splits,
+        client, [Member(seed, config.regularization) for seed in config.seeds], config.model, config.trainer, splits,
         experiment=experiment, names=[config.recipe] * len(config.seeds),
         tags=[tags | {"seed": str(seed)} for seed in config.seeds],
         configs=[run_config | {"seed": seed} for seed in config.seeds], progress=progress)
 
-    client = connect()
     documents, y_pred = evaluate(trained.net, splits, config.analysis.sparsity_threshold)
     grid = figures.plane(splits) if splits.n_features == 2 else None
     proba = figures.probabilities(trained.net, *grid) if grid is not None else None

@@ -54,16 +54,16 @@ def main(argv: list[str] | None = None) -> None:
     run_ids = [record[seed].pop("run_id") for seed in trained.seeds]
     from mlflow.exceptions import MlflowException
 
-    parents = set()
+    parents = set()  # the pipeline run's parent
     for seed, run_id in zip(trained.seeds, run_ids):
         try:
-            parents.add(client.get_run(run_id).data.tags.get("mlflow.parentRunId"))
+            parents |= {client.get_run(run_id).data.tags.get("mlflow.parentRunId")} - {None}
         except MlflowException:
             raise PipelineError(
                 f"MLflow run {run_id} of {args.dataset}/{args.recipe} (seed {seed}) is not in the tracking store; "
                 f"retrain it: dvc repro --force train@{args.dataset}-{args.recipe}") from None
 
-    with failing(client, run_ids, [parent for parent in parents if parent]), contextlib.ExitStack() as outputs:
+    with failing(client, run_ids, list(parents)), contextlib.ExitStack() as outputs:
         documents, y_pred = evaluate(trained.net, splits, params.analysis.sparsity_threshold)
         grid = figures.plane(splits) if splits.n_features == 2 else None
         proba = figures.probabilities(trained.net, *grid) if grid is not None else None

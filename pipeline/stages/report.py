@@ -109,14 +109,14 @@ def main(argv: list[str] | None = None) -> None:
                                           "chosen_on_dev": selection, "paths": paths})
         write_json(out / "test_accuracy.json",
                    {recipe: round(row["test_accuracy"]["mean"], 4) for recipe, row in summary.items()})
-        write_text(out / "summary.md",
-                   markdown(dataset, summary, selection, paths, test_size, params.report, figure_paths))
+        page = markdown(dataset, summary, selection, paths, test_size, params.report, figure_paths)
+        write_text(out / "summary.md", page)
     # after the figures' directory is in place: the page embeds them
-    write_text(out / "index.html", web_page(f"{dataset}: regularization report", (out / "summary.md").read_text(), out))
+    write_text(out / "index.html", web_page(f"{dataset}: regularization report", page, out))
     client = connect()
     run_id = parent_of(client, dataset, splits, common_tags(dataset, "dvc", pipeline_run_id(PARAMS_FILE)))
     with failing(client, [run_id]):
-        client.set_tag(run_id, NOTE, (out / "summary.md").read_text())  # the report is the run's description
+        client.set_tag(run_id, NOTE, page)  # the report is the run's description
         for path in [out / "summary.md", out / "summary.json", *(out / figure for figure in figure_paths)]:
             client.log_artifact(run_id, str(path))
     print(f"report {dataset}: {out / 'summary.md'}")

@@ -34,8 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params()
     dataset, recipe = params.dataset(args.dataset), params.recipe(args.recipe)
     splits = load_splits(args.dataset)
-    tags = common_tags(args.dataset, "dvc", pipeline_run_id(PARAMS_FILE), data_sha256=checksum(splits),
-                       recipe=args.recipe)
+    tags = common_tags(args.dataset, "dvc", pipeline_run_id(PARAMS_FILE), data_sha256=checksum(splits))
     configs = [{"seed": seed, "dataset_name": args.dataset, "dataset": dataset.model_dump(mode="json"),
                 "model": params.model.model_dump(mode="json"), "trainer": params.trainer.model_dump(mode="json"),
                 "recipe": args.recipe, "regularization": recipe.model_dump(mode="json", exclude_none=True)}
@@ -43,9 +42,10 @@ def main(argv: list[str] | None = None) -> None:
     client = connect()
     parent = parent_of(client, args.dataset, splits, tags)
     trained, result, run_ids = train_tracked(
-        [Member(seed, recipe) for seed in params.seeds], params.model, params.trainer, splits,
+        client, [Member(seed, recipe) for seed in params.seeds], params.model, params.trainer, splits,
         experiment=args.dataset, names=[args.recipe] * len(params.seeds),
-        tags=[tags | {"kind": "recipe", "seed": str(seed)} for seed in params.seeds], configs=configs, parent=parent)
+        tags=[tags | {"kind": "recipe", "recipe": args.recipe, "seed": str(seed)} for seed in params.seeds],
+        configs=configs, parent=parent)
     supersede(client, args.dataset, parent, {"kind": "recipe", "recipe": args.recipe}, run_ids)
 
     checkpoint.save(trained, model_path(args.dataset, args.recipe))

@@ -24,7 +24,8 @@ from pipeline.data.splits import Splits
 from pipeline.engine.checkpoint import Trained
 from pipeline.engine.fit import FitResult, Member, fit
 from pipeline.engine.network import Probabilities
-from pipeline.tracking.store import NOTE, connect, failing, flatten, log_metrics, log_model, start_runs
+from pipeline.tracking.store import (NOTE, experiment_id, failing, flatten, log_metrics, log_model, pipeline_parent,
+                                     start_runs)
 
 PACKAGE = Path(__file__).resolve().parents[1]
 SNAPSHOTS = 5  # decision-boundary images per network during training (2-D data): 0, 250, ..., 1000 by default
@@ -47,7 +48,7 @@ def describe_dataset(name: str, splits: Splits) -> str:
             f"compare recipes over seeds; the chart view shows every run's decision boundary side by side.")
 
 
-def train_tracked(members: list[Member], model: ModelConfig, trainer: TrainerConfig, splits: Splits,
+def train_tracked(client, members: list[Member], model: ModelConfig, trainer: TrainerConfig, splits: Splits,
                   experiment: str, names: list[str], tags: list[dict], configs: list[dict],
                   parent: str | None = None, progress: bool = False) -> tuple[Trained, FitResult, list[str]]:
     """Fit the members' networks at once, each its own MLflow run (nested
@@ -55,7 +56,6 @@ def train_tracked(members: list[Member], model: ModelConfig, trainer: TrainerCon
     learning curves, the techniques' figures, config.yaml and, for points in
     the plane, the decision boundary as it formed; a failure marks every run
     FAILED. progress: see fit()."""
-    client = connect()
     described = [run_tags | {NOTE: f"{describe_recipe(c['recipe'], c['regularization'])}, seed {c['seed']}."}
                  for run_tags, c in zip(tags, configs)]
     run_ids = start_runs(client, experiment, names, described, [flatten(c) for c in configs], parent=parent)
@@ -147,13 +147,9 @@ def training_input(name: str, splits: Splits):
 
 
 def parent_of(client, dataset: str, splits: Splits, tags: dict[str, str]) -> str:
-    """The pipeline run's parent run in the dataset's experiment, the experiment described.
-    The parent gets the pipeline-wide tags only: with the recipe tag of the
-    train stage that happened to create it, MLflow's group by recipe counted
-    it as one more run of that recipe."""
-    from pipeline.tracking.store import experiment_id, pipeline_parent
-
+    """The pipeline run's parent run in the dataset's experiment, the experiment
+    described. tags are the pipeline-wide ones (no recipe tag: MLflow's group
+    by recipe would count the parent as one more run of that recipe)."""
     experiment_id(client, dataset, describe_dataset(dataset, splits))
-    shared = {key: value for key, value in tags.items() if key != "recipe"}
-    return pipeline_parent(client, dataset, tags["pipeline_run"], shared,
+    return pipeline_parent(client, dataset, tags["pipeline_run"], tags,
                            f"Pipeline run {tags['pipeline_run']} of {dataset}; the report arrives when its stage runs.")

@@ -6,10 +6,17 @@ these data. `python -m pipeline.warm MODULE ARGS...` behaves like
 `python -m MODULE ARGS...` (same working directory, environment, standard
 streams and exit code), but the work happens in a child forked from a
 background worker that has imported those libraries once. The worker starts
-on first use, serves only the exact code it loaded (the socket name carries a
-hash of the package's source), and exits after IDLE_SECONDS without work.
-Each stage still runs in a fresh process (a fork), so no state passes from
-one stage to the next.
+on first use, serves only the exact code and environment it loaded (the
+socket name carries a hash of the package's source, the installed
+distributions and the variables native libraries read when they load), and
+exits after IDLE_SECONDS without work. Each stage still runs in a fresh
+process (a fork), so no state passes from one stage to the next.
+
+The client is the stage as far as anyone can tell: its signals (Ctrl-C,
+SIGTERM) go to the child, its exit status is the child's, and when it
+dies, even by SIGKILL, the child stops too (and its MLflow runs are FAILED).
+The socket lives in a directory only this user can enter, and each side
+checks the other's uid.
 
 REGULARIZATION_LAB_WARM=0 runs the module in this process instead.
 
@@ -18,6 +25,8 @@ This module is imported by every stage command: it must stay free of heavy impor
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import gc
 import hashlib
 import importlib
@@ -25,8 +34,11 @@ import json
 import os
 import signal
 import socket
+import stat
+import struct
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 import traceback
@@ -35,6 +47,16 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent
 IDLE_SECONDS = 120
 START_TIMEOUT_SECONDS = 120
+# A child whose client died gets SIGTERM (clean-up: temporary files, FAILED
+# runs); if that clean-up hangs, SIGALRM's default action ends it.
+CLEAN_UP_SECONDS = 30
+# SIGHUP is not: it ends the client, and so, cleanly, the child.
+FORWARDED = (signal.SIGINT, signal.SIGTERM)
+# Read by native libraries (OpenMP, BLAS, the allocator, the interpreter,
+# locale, matplotlib) when they load, which in a forked child has already
+# happened: a worker serves only clients whose values match its own.
+LOAD_TIME_ENV = ("OMP_", "GOMP_", "KMP_", "MKL_", "OPENBLAS_", "BLIS_", "VECLIB_", "NUMEXPR_", "TORCH_",
+                 "PYTORCH_", "CUDA_", "LD_", "MALLOC_", "JE_", "PYTHON", "LC_", "LANG", "MPL", "TMPDIR", "HOME")
 # What the stages import; the worker imports it all before it serves.
 PRELOAD = ["pipeline.stages.fetch", "pipeline.stages.split", "pipeline.stages.train", "pipeline.stages.evaluate",
            "pipeline.stages.path", "pipeline.stages.report", "mlflow.pytorch", "mlflow.pyfunc",
@@ -44,10 +66,42 @@ PRELOAD = ["pipeline.stages.fetch", "pipeline.stages.split", "pipeline.stages.tr
 
 
 def socket_path() -> str:
+    """Where the worker for this code, these packages and this environment
+    listens, in socket_directory()."""
     digest = hashlib.sha256(f"{sys.executable}\0{PACKAGE}".encode())
     for source in sorted(PACKAGE.rglob("*.py")):
         digest.update(str(source.relative_to(PACKAGE)).encode() + b"\0" + source.read_bytes())
-    return str(Path(tempfile.gettempdir()) / f"regularization-lab-{os.getuid()}-{digest.hexdigest()[:20]}.sock")
+    # Every installed distribution's name-version.dist-info: an upgrade (of
+    # torch, say) is never served by a worker that loaded the old one.
+    for directory in sorted({sysconfig.get_path("purelib"), sysconfig.get_path("platlib")}):
+        with contextlib.suppress(OSError):
+            digest.update("\0".join(sorted(os.listdir(directory))).encode())
+    for name, value in sorted(os.environ.items()):
+        if name.startswith(LOAD_TIME_ENV):
+            digest.update(f"{name}={value}\0".encode())
+    return str(socket_directory() / f"{digest.hexdigest()[:20]}.sock")
+
+
+def socket_directory() -> Path:
+    """Per user: under $XDG_RUNTIME_DIR where set, else the temporary directory."""
+    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    return Path(base) / f"regularization-lab-{os.getuid()}"
+
+
+def private(directory: Path) -> bool:
+    """The directory exists, or is made, as this user's alone (0700): nobody
+    else can put a socket there for a stage to hand its environment to."""
+    try:
+        directory.mkdir(mode=0o700, exist_ok=True)
+        status = os.lstat(directory)
+    except OSError:
+        return False
+    return stat.S_ISDIR(status.st_mode) and status.st_uid == os.getuid() and not status.st_mode & 0o077
+
+
+def peer_uid(connection: socket.socket) -> int:
+    credentials = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return struct.unpack("3i", credentials)[1]  # pid, uid, gid
 
 
 def run_here(module: str, args: list[str]) -> int:
@@ -73,10 +127,12 @@ def connect(path: str) -> socket.socket | None:
     client = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
         client.connect(path)
-        return client
+        if peer_uid(client) == os.getuid():
+            return client
     except OSError:
-        client.close()
-        return None
+        pass
+    client.close()
+    return None
 
 
 def start_worker(path: str) -> socket.socket | None:
@@ -111,7 +167,7 @@ def request(client: socket.socket, module: str, args: list[str]) -> int | None:
         return None
     child = int(accepted)
     forward = lambda signum, frame: os.kill(child, signum)  # noqa: E731
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in FORWARDED:
         signal.signal(signum, forward)
     status = client.recv(64)
     if not status:
@@ -132,6 +188,10 @@ def main() -> None:
     if os.environ.get("REGULARIZATION_LAB_WARM", "1") == "0":
         raise SystemExit(run_here(module, args))
     path = socket_path()
+    if not private(Path(path).parent):
+        print(f"warning: {Path(path).parent} is not this user's alone (mode 0700): running without the warm worker",
+              file=sys.stderr)
+        raise SystemExit(run_here(module, args))
     client = connect(path) or start_worker(path)
     status = None
     if client is not None:
@@ -146,6 +206,9 @@ def main() -> None:
 
 
 def serve(path: str) -> None:
+    # pyarrow (MLflow imports it) loads jemalloc, which would start a
+    # background thread; its allocator is not even the one pyarrow uses.
+    os.environ.setdefault("JE_ARROW_MALLOC_CONF", "background_thread:false")
     for name in PRELOAD:
         importlib.import_module(name)
     importlib.import_module("pipeline.analysis.figures").warm_up()
@@ -154,6 +217,15 @@ def serve(path: str) -> None:
     # collection in a forked stage would otherwise touch every object and so
     # copy most of the worker's memory page by page (about a second per stage).
     gc.freeze()
+    # fork() copies only the calling thread: a thread pool started here would
+    # be missing, perhaps with its locks held, in every stage. OpenBLAS (numpy's
+    # and scipy's) starts one as it loads and joins it in a pthread_atfork
+    # handler; one throwaway fork does that now, and the check proves it.
+    if os.fork() == 0:
+        os._exit(0)
+    os.wait()
+    if (threads := len(os.listdir("/proc/self/task"))) > 1:
+        raise SystemExit(f"the warm worker has {threads} threads after warming up; it must have one to fork")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     staging = f"{path}.{os.getpid()}"
     listener.bind(staging)
@@ -168,6 +240,9 @@ def serve(path: str) -> None:
                 connection, _ = listener.accept()
             except TimeoutError:
                 break
+            if peer_uid(connection) != os.getuid():
+                connection.close()
+                continue
             if os.fork() == 0:
                 listener.close()
                 run_child(connection)
@@ -191,6 +266,7 @@ def run_child(connection: socket.socket) -> None:
             os.dup2(fd, target)
             os.close(fd)
         connection.send(str(os.getpid()).encode())
+        stop_with_client(connection)
         os.chdir(job["cwd"])
         os.environ.clear()
         os.environ.update(job["env"])
@@ -201,12 +277,40 @@ def run_child(connection: socket.socket) -> None:
     except BaseException:
         traceback.print_exc()
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        signal.signal(signal.SIGIO, signal.SIG_IGN)  # the client closing after our report is no news
+        with contextlib.suppress(OSError):
+            sys.stdout.flush()
+            sys.stderr.flush()
         try:
             connection.send(str(status).encode())
         finally:
             os._exit(status)
+
+
+def stop_with_client(connection: socket.socket) -> None:
+    """When the client goes (killed, even by SIGKILL, or its terminal closed),
+    the kernel signals SIGIO on its connection: end this stage as SIGTERM
+    would, with clean-up, writing nowhere (nobody reads the client's streams now)."""
+
+    def on_io(signum, frame):
+        try:
+            if connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):
+                return  # data, not a hang-up (the client sends none, but be exact)
+        except BlockingIOError:
+            return  # the client is still there
+        except OSError:
+            pass  # reset: gone
+        signal.signal(signal.SIGIO, signal.SIG_IGN)
+        nowhere = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(nowhere, 1)
+        os.dup2(nowhere, 2)
+        signal.alarm(CLEAN_UP_SECONDS)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGIO, on_io)
+    fcntl.fcntl(connection, fcntl.F_SETOWN, os.getpid())
+    fcntl.fcntl(connection, fcntl.F_SETFL, fcntl.fcntl(connection, fcntl.F_GETFL) | os.O_ASYNC)
+    on_io(signal.SIGIO, None)  # it may have gone before we listened
 
 
 if __name__ == "__main__":

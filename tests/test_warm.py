@@ -1,22 +1,60 @@
 """The warm launcher behaves like `python -m MODULE`: output, exit status,
-working directory and environment are the client's; code changes get a new
-worker; REGULARIZATION_LAB_WARM=0 runs in-process."""
+working directory, environment and signals are the client's, and the stage
+dies with it; code, packages and load-time variables that differ get a new
+worker; the worker forks with one thread and serves only its user;
+REGULARIZATION_LAB_WARM=0 runs in-process."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
-from conftest import run
+import pytest
+from conftest import BIN, edit_yaml, mlflow_client, prepare_data, run
+
+from pipeline import warm as launcher
 
 
 def warm(project: Path, *args: str, env: dict | None = None):
     return run([sys.executable, "-m", "pipeline.warm", *args], project, env=env, check=False)
 
 
-def socket_of(project: Path) -> Path:
+def socket_of(project: Path, env: dict | None = None) -> Path:
     code = "from pipeline.warm import socket_path; print(socket_path())"
-    return Path(run([sys.executable, "-c", code], project).stdout.strip())
+    return Path(run([sys.executable, "-c", code], project, env=env).stdout.strip())
+
+
+def processes() -> dict[int, tuple[int, bytes]]:
+    """pid -> (parent pid, command line) of every process."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            found[int(entry.name)] = (int(stat.rsplit(")", 1)[1].split()[1]), (entry / "cmdline").read_bytes())
+        except (ValueError, OSError):
+            continue
+    return found
+
+
+def worker_of(project: Path) -> int:
+    """The worker serving the project's code (its forked stages share its command line)."""
+    socket = str(socket_of(project)).encode()
+    table = processes()
+    serving = {pid for pid, (_, cmdline) in table.items() if cmdline.rstrip(b"\0").split(b"\0")[-2:] == [b"--serve", socket]}
+    [pid] = [pid for pid in serving if table[pid][0] not in serving]
+    return pid
+
+
+def children(pid: int) -> list[int]:
+    return [child for child, (parent, _) in processes().items() if parent == pid]
+
+
+def threads(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
 
 
 def test_warm_runs_behave_like_direct_runs(project):
@@ -29,6 +67,27 @@ def test_warm_runs_behave_like_direct_runs(project):
     assert (project / "data/split/moons/train.npz").exists()  # in the client's working directory
     direct = run([sys.executable, "-m", "pipeline.stages.split", "moons"], project)
     assert direct.stdout == served.stdout
+    # fork() copies one thread: the worker must have no other (BLAS pools, allocator threads)
+    assert threads(worker_of(project)) == 1
+    assert (os.stat(socket_of(project).parent).st_mode & 0o777) == 0o700  # this user's alone
+    if os.geteuid() == 0:
+        assert_other_users_are_refused(socket_of(project))
+
+
+def assert_other_users_are_refused(path: Path) -> None:
+    """Even where another user can reach the socket, the worker checks their uid and hangs up."""
+    stranger = ("import socket, sys\ns = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)\ns.connect(sys.argv[1])\n"
+                "try:\n    socket.send_fds(s, [b'{}'], [0, 1, 2])\n    print('answered' if s.recv(64) else 'hung up')\n"
+                "except OSError:\n    print('hung up')")
+    os.chmod(path.parent, 0o711)
+    os.chmod(path, 0o666)
+    try:  # Debian's interpreter: the test's own may live where nobody may read
+        result = subprocess.run(["/usr/bin/python3", "-I", "-c", stranger, str(path)], user=65534, group=65534,
+                                capture_output=True, text=True, timeout=30, cwd="/")
+    finally:
+        os.chmod(path.parent, 0o700)
+        os.chmod(path, 0o600)
+    assert (result.returncode, result.stdout) == (0, "hung up\n"), result.stderr
 
 
 def test_errors_exit_status_and_environment_are_the_clients(project):
@@ -54,3 +113,82 @@ def test_warm_can_be_turned_off(project):
     result = warm(project, "pipeline.stages.fetch", "moons", env={"REGULARIZATION_LAB_WARM": "0"})
     assert result.returncode == 0 and result.stdout == "fetch moons: 120 examples\n"
     assert not socket_of(project).exists()
+
+
+def test_a_directory_others_can_enter_is_refused(tmp_path):
+    assert launcher.private(tmp_path / "new") and (os.stat(tmp_path / "new").st_mode & 0o777) == 0o700
+    (tmp_path / "shared").mkdir(mode=0o755)
+    os.chmod(tmp_path / "shared", 0o755)
+    assert not launcher.private(tmp_path / "shared")
+    (tmp_path / "link").symlink_to(tmp_path / "new")
+    assert not launcher.private(tmp_path / "link")
+
+
+def test_load_time_variables_and_installed_packages_key_the_worker(project, tmp_path, monkeypatch):
+    plain = socket_of(project)
+    assert socket_of(project, env={"OMP_NUM_THREADS": "1"}) != plain  # OpenMP reads it once, as it loads
+    assert socket_of(project, env={"PYTHONHASHSEED": "7"}) != plain
+    assert socket_of(project, env={"MLFLOW_EXPERIMENT_NAME": "x"}) == plain  # read when used: any worker will do
+    # an upgrade renames the distribution's NAME-VERSION.dist-info
+    site = tmp_path / "site-packages"
+    (site / "torch-2.13.0.dist-info").mkdir(parents=True)
+    monkeypatch.setattr(launcher.sysconfig, "get_path", lambda name: str(site))
+    before = launcher.socket_path()
+    (site / "torch-2.13.0.dist-info").rename(site / "torch-2.14.0.dist-info")
+    assert launcher.socket_path() != before
+
+
+def client_and_child(project: Path, *stage: str) -> tuple[subprocess.Popen, int]:
+    """A warm stage command, once the worker's child runs it and its MLflow runs exist."""
+    environment = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    environment.pop("MLFLOW_TRACKING_URI", None)
+    client = subprocess.Popen([sys.executable, "-m", "pipeline.warm", *stage], cwd=project, env=environment,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        experiment = mlflow_client(project).get_experiment_by_name("moons")
+        running = "tags.kind = 'recipe' and attributes.status = 'RUNNING'"
+        runs = mlflow_client(project).search_runs([experiment.experiment_id], running) if experiment else []
+        if len(runs) == 2:
+            [child] = children(worker_of(project))
+            return client, child
+        time.sleep(0.2)
+    client.kill()
+    raise AssertionError(f"the stage never started: {client.communicate()}")
+
+
+def gone(pid: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not Path(f"/proc/{pid}").exists():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def recipe_runs(project: Path) -> list[str]:
+    client = mlflow_client(project)
+    experiment = client.get_experiment_by_name("moons").experiment_id
+    return sorted(r.info.status for r in client.search_runs([experiment], "tags.kind = 'recipe'"))
+
+
+def test_the_stage_is_the_clients_signals_and_dies_with_it(project):
+    prepare_data(project)
+    edit_yaml(project / "params.yaml", lambda p: p["trainer"].update(max_steps=10**8, eval_every=100))
+
+    client, child = client_and_child(project, "pipeline.stages.train", "moons", "baseline")
+    client.send_signal(signal.SIGINT)  # Ctrl-C reaches the child, and its status comes back
+    _, stderr = client.communicate(timeout=60)
+    assert (client.returncode, stderr) == (130, "error: interrupted (Ctrl-C)\n")
+    assert gone(child, within=10) and recipe_runs(project) == ["FAILED", "FAILED"]
+
+    client, child = client_and_child(project, "pipeline.stages.train", "moons", "baseline")
+    client.kill()  # SIGKILL: the client can forward nothing; the child must notice it is gone
+    client.wait()
+    try:
+        assert gone(child, within=30), "the stage outlived its client"
+    finally:
+        if Path(f"/proc/{child}").exists():
+            os.kill(child, signal.SIGKILL)
+    assert recipe_runs(project) == ["FAILED"] * 4  # cleaned up as on SIGTERM
+    assert not (project / "models/moons/baseline").exists()

@@ -145,16 +145,19 @@ def client_and_child(project: Path, *stage: str) -> tuple[subprocess.Popen, int]
     client = subprocess.Popen([sys.executable, "-m", "pipeline.warm", *stage], cwd=project, env=environment,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        experiment = mlflow_client(project).get_experiment_by_name("moons")
-        running = "tags.kind = 'recipe' and attributes.status = 'RUNNING'"
-        runs = mlflow_client(project).search_runs([experiment.experiment_id], running) if experiment else []
-        if len(runs) == 2:
-            [child] = children(worker_of(project))
-            return client, child
-        time.sleep(0.2)
-    client.kill()
-    raise AssertionError(f"the stage never started: {client.communicate()}")
+    try:
+        while time.monotonic() < deadline:
+            experiment = mlflow_client(project).get_experiment_by_name("moons")
+            running = "tags.kind = 'recipe' and attributes.status = 'RUNNING'"
+            runs = mlflow_client(project).search_runs([experiment.experiment_id], running) if experiment else []
+            if len(runs) == 2:
+                [child] = children(worker_of(project))
+                return client, child
+            time.sleep(0.2)
+        raise AssertionError("the stage never started")
+    except BaseException:
+        client.kill()  # and so, with the worker as it should be, the stage
+        raise
 
 
 def gone(pid: int, within: float) -> bool:

@@ -139,15 +139,15 @@ def supersede(client, experiment: str, parent: str, match: dict[str, str], curre
 def connect():
     """An MlflowClient for the tracking store, failing fast with one line when
     a tracking server cannot be reached (MLflow would otherwise retry for
-    minutes), or a SQLite store cannot be written."""
+    minutes), a SQLite store cannot be created, or it cannot be written."""
     uri = tracking_uri()
     if uri.startswith(("http://", "https://")):
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(uri)
     try:
+        client = MlflowClient(uri)  # creates a SQLite store that does not exist yet
         client.search_experiments(max_results=1)
     except Exception as error:  # MLflow wraps connection failures in several types
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -14,8 +14,10 @@ from pipeline.core.errors import PipelineError
 CHUNK = 1 << 16
 
 
-def download(urls: list[str], checksum: str, target: Path, timeout: float = 30.0, algorithm: str = "sha256") -> Path:
-    """Fetch the first mirror that answers into target, atomically.
+def download(urls: list[str], checksum: str, target: Path, timeout: float = 30.0, algorithm: str = "sha256") -> str:
+    """Fetch the first mirror that answers into target, atomically; return
+    that mirror's URL, which is what errors about the file must name (target
+    is often a temporary path, gone by the time the user reads them).
 
     A mirror that is down is skipped; a file whose checksum differs is
     discarded and reported, since a mirror serving the wrong bytes is a
@@ -31,7 +33,7 @@ def download(urls: list[str], checksum: str, target: Path, timeout: float = 30.0
                         f"checksum mismatch for {url}: expected {algorithm} {checksum}, got {digest}; "
                         "the download was discarded"
                     )
-            return target
+            return url
         except (urllib.error.URLError, OSError, ValueError) as error:
             failures.append(f"{url}: {getattr(error, 'reason', error)}")
     raise PipelineError("download failed, no mirror answered: " + "; ".join(failures))

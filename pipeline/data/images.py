@@ -112,7 +112,8 @@ def idx_download(source: IdxDownloadSource) -> tuple:
     with tempfile.TemporaryDirectory() as tmp:
         for part, file in source.files:
             urls = [mirror + file.name for mirror in source.mirrors]
-            path = download(urls, file.md5, Path(tmp) / file.name, source.timeout_seconds, algorithm="md5")
+            path = Path(tmp) / file.name
+            download(urls, file.md5, path, source.timeout_seconds, algorithm="md5")
             arrays[part] = read_idx(path)
     images = {part: arrays[f"{part}_images"] for part in ("train", "test")}
     labels = {part: arrays[f"{part}_labels"] for part in ("train", "test")}

@@ -32,35 +32,40 @@ class MatDownloadSource(SourceConfig):
 
     def load(self) -> Raw:
         with tempfile.TemporaryDirectory() as tmp:
-            path = download(self.urls, self.sha256, Path(tmp) / "data.mat", self.timeout_seconds)
-            return read_mat(path, self.train_keys, self.test_keys)
+            path = Path(tmp) / "data.mat"
+            url = download(self.urls, self.sha256, path, self.timeout_seconds)
+            return read_mat(path, self.train_keys, self.test_keys, origin=url)
 
 
-def read_mat(path: Path, train_keys: tuple[str, str], test_keys: tuple[str, str] | None) -> Raw:
+def read_mat(path: Path, train_keys: tuple[str, str], test_keys: tuple[str, str] | None,
+             origin: str | None = None) -> Raw:
+    """The arrays of a .mat file; errors name origin (where the file came
+    from: a download's URL), or else path."""
     from scipy.io import loadmat
 
+    origin = origin or str(path)
     try:
         content = loadmat(path)
     except Exception as error:  # scipy raises several unrelated types for a bad file
-        raise PipelineError(f"{path} is not a readable .mat file: {error}") from None
+        raise PipelineError(f"{origin} is not a readable .mat file: {error}") from None
     needed = [*train_keys, *(test_keys or ())]
     missing = [key for key in needed if key not in content]
     if missing:
         found = sorted(k for k in content if not k.startswith("__"))
-        raise PipelineError(f"{path} lacks the keys {missing} (it has {found})")
-    X, y = _features_labels(content, *train_keys, path)
+        raise PipelineError(f"{origin} lacks the keys {missing} (it has {found})")
+    X, y = _features_labels(content, *train_keys, origin)
     if test_keys is None:
         return Raw(X, y)
-    X_test, y_test = _features_labels(content, *test_keys, path)
+    X_test, y_test = _features_labels(content, *test_keys, origin)
     if X_test.shape[1] != X.shape[1]:
-        raise PipelineError(f"{path}: test features have {X_test.shape[1]} columns, train features {X.shape[1]}")
+        raise PipelineError(f"{origin}: test features have {X_test.shape[1]} columns, train features {X.shape[1]}")
     return Raw(X, y, X_test, y_test)
 
 
-def _features_labels(content: dict, x_key: str, y_key: str, path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _features_labels(content: dict, x_key: str, y_key: str, origin: str) -> tuple[np.ndarray, np.ndarray]:
     X = np.asarray(content[x_key], dtype=np.float64)
     y = np.asarray(content[y_key]).ravel()
     if X.ndim != 2 or len(X) != len(y):
-        raise PipelineError(f"{path}: {x_key} must be (n, features) with one label per row in {y_key}, "
+        raise PipelineError(f"{origin}: {x_key} must be (n, features) with one label per row in {y_key}, "
                             f"got {X.shape} and {y.shape}")
     return X, y

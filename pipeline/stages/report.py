@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     splits = load_splits(dataset)
     summary = summarize(metrics, params.suite, params.report)
     selection = selected_on_dev(metrics)
+    client = connect()  # before any output: a store that cannot be written stops the stage with none
     out = report_dir(dataset)
     with atomic_dir(out / "figures") as directory:
         figure_paths = comparison_figures(directory, dataset, splits, metrics)
@@ -113,7 +114,6 @@ def main(argv: list[str] | None = None) -> None:
         write_text(out / "summary.md", page)
     # after the figures' directory is in place: the page embeds them
     write_text(out / "index.html", web_page(f"{dataset}: regularization report", page, out))
-    client = connect()
     run_id = parent_of(client, dataset, splits, common_tags(dataset, "dvc", pipeline_run_id(PARAMS_FILE)))
     with failing(client, [run_id]):
         client.set_tag(run_id, NOTE, page)  # the report is the run's description

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import shlex
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -137,20 +138,57 @@ def supersede(client, experiment: str, parent: str, match: dict[str, str], curre
 
 def connect():
     """An MlflowClient for the tracking store, failing fast with one line when
-    a tracking server cannot be reached (MLflow would otherwise retry for minutes)."""
+    a tracking server cannot be reached (MLflow would otherwise retry for
+    minutes), a SQLite store cannot be created, or it cannot be written."""
     uri = tracking_uri()
     if uri.startswith(("http://", "https://")):
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(uri)
     try:
+        client = MlflowClient(uri)  # creates a SQLite store that does not exist yet
         client.search_experiments(max_results=1)
     except Exception as error:  # MLflow wraps connection failures in several types
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise PipelineError(f"cannot reach the MLflow tracking store at {uri}: {reason}") from None
+    if uri.startswith("sqlite:"):
+        check_writable(uri)
     return client
+
+
+def check_writable(uri: str) -> None:
+    """Stop with one line if SQLite cannot write the store. A read-only
+    mlflow.db (or its directory, where SQLite creates its journal) passes
+    every read, and its first write fails deep in MLflow, with hundreds of
+    lines of SQLAlchemy's traceback, after training. A write that SQLite
+    itself answers, then rolled back, finds out in milliseconds."""
+    from sqlalchemy.engine import make_url
+
+    database = make_url(uri).database
+    if not database or database == ":memory:":
+        return
+    path = Path(database).resolve()
+    try:  # mode=rw: never create a file (MLflow has created the store by now)
+        connection = sqlite3.connect(f"{path.as_uri()}?mode=rw", uri=True, isolation_level=None)
+    except sqlite3.Error:
+        return  # not a file SQLite can open: MLflow reports that itself
+    with contextlib.closing(connection):  # closing rolls the probe back: the file is left as it was
+        try:
+            connection.execute("BEGIN")
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            connection.execute(f"PRAGMA user_version = {version}")  # rewrites the header page
+        except sqlite3.OperationalError as error:
+            # Every SQLITE_READONLY_* code says this; a busy store (another
+            # process writing) is no fault of the user's and is left to MLflow.
+            if "readonly database" not in str(error):
+                return
+            if getattr(error, "sqlite_errorname", "") == "SQLITE_READONLY_DIRECTORY":  # Python 3.11+
+                raise PipelineError(f"the MLflow store {path} is read-only (its directory is read-only, and SQLite "
+                                    f"writes its journal there): make {path.parent} writable or set "
+                                    f"MLFLOW_TRACKING_URI") from None
+            raise PipelineError(f"the MLflow store {path} is read-only ({error}): make it writable or set "
+                                f"MLFLOW_TRACKING_URI") from None
 
 
 def flatten(data: object, prefix: str = "") -> dict[str, str]:

@@ -74,8 +74,7 @@ def dead_url():
 def test_good_checksum_writes_identical_bytes(server, tmp_path):
     base, root = server
     target = tmp_path / "out" / "data.mat"
-    result = download([f"{base}/data.mat"], sha256_of(root / "data.mat"), target)
-    assert result == target
+    assert download([f"{base}/data.mat"], sha256_of(root / "data.mat"), target) == f"{base}/data.mat"
     assert target.read_bytes() == (root / "data.mat").read_bytes()
     assert sorted(p.name for p in target.parent.iterdir()) == ["data.mat"]  # no temporary left
 
@@ -125,7 +124,7 @@ def test_falls_back_to_the_next_mirror(server, dead_url, tmp_path, first_down):
     base, root = server
     first = dead_url if first_down == "connection_refused" else f"{base}/missing/data.mat"
     target = tmp_path / "data.mat"
-    download([first, f"{base}/data.mat"], sha256_of(root / "data.mat"), target)
+    assert download([first, f"{base}/data.mat"], sha256_of(root / "data.mat"), target) == f"{base}/data.mat"
     assert target.read_bytes() == (root / "data.mat").read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.mat"]
 
@@ -155,6 +154,18 @@ def test_mat_lacking_a_key_names_it(server):
     message = str(caught.value)
     assert "lacks the keys ['Xval']" in message
     assert "'X'" in message and "'yval'" in message  # what the file has instead
+
+
+def test_a_downloaded_file_that_is_not_mat_names_its_url(server):
+    """Its checksum matches (the mirror serves what the config expects), but
+    it is no .mat file: the error names where it came from, not the
+    temporary file it was read from, which is gone by then."""
+    base, root = server
+    url = f"{base}/other.bin"
+    source = MatDownloadSource(kind="mat_download", urls=[url], sha256=sha256_of(root / "other.bin"))
+    with pytest.raises(PipelineError) as caught:
+        source.load()
+    assert str(caught.value) == f"{url} is not a readable .mat file: index out of range"
 
 
 class TruncatingHandler(BaseHTTPRequestHandler):

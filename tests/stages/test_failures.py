@@ -8,11 +8,12 @@ import sys
 import pytest
 import torch
 import yaml
-from conftest import ROOT, mlflow_client, prepare_data, run
+from conftest import ROOT, in_project, mlflow_client, obeying_file_permissions, prepare_data, run
 
 from pipeline.config import load_params
 from pipeline.data.splits import split
 from pipeline.engine.fit import Member, fit
+from pipeline.tracking.store import connect
 
 
 def test_same_params_give_the_same_weights_bit_for_bit():
@@ -62,6 +63,41 @@ def test_unreachable_tracking_server_is_one_clear_line(project):
     result = train(project, MLFLOW_TRACKING_URI="http://127.0.0.1:9")
     _assert_one_error_line(result, "cannot reach the MLflow tracking store at http://127.0.0.1:9")
     assert not (project / "models/moons/baseline").exists()
+
+
+def read_only_store(project, tmp_path):
+    """The project's own store, after an earlier run, made read-only."""
+    in_project(project, connect)
+    store = project / "mlflow.db"
+    store.chmod(0o444)
+    return {}, (f"the MLflow store {store} is read-only (attempt to write a readonly database): "
+                "make it writable or set MLFLOW_TRACKING_URI")
+
+
+def store_in_a_read_only_directory(project, tmp_path):
+    """SQLite can read this store, but not create its journal beside it."""
+    from mlflow.tracking import MlflowClient
+
+    directory = tmp_path / "store"
+    directory.mkdir()
+    uri = f"sqlite:///{directory / 'mlflow.db'}"
+    MlflowClient(uri).search_experiments()  # creates the store
+    directory.chmod(0o555)
+    return {"MLFLOW_TRACKING_URI": uri}, (f"the MLflow store {directory / 'mlflow.db'} is read-only (its directory "
+                                          f"is read-only, and SQLite writes its journal there): make {directory} "
+                                          "writable or set MLFLOW_TRACKING_URI")
+
+
+@pytest.mark.parametrize("command, make_store", [
+    ([sys.executable, "-m", "pipeline.stages.train", "moons", "baseline"], read_only_store),
+    ([sys.executable, "-m", "pipeline.train", "dataset=moons"], store_in_a_read_only_directory),
+], ids=["stage", "adhoc"])
+def test_a_store_sqlite_cannot_write_is_one_clear_line_before_any_work(project, tmp_path, command, make_store):
+    prepare_data(project)
+    env, line = make_store(project, tmp_path)
+    result = run(obeying_file_permissions(command), project, env=env, check=False)
+    assert result.returncode == 1 and result.stderr == f"error: {line}\n", result.stderr
+    assert not (project / "models").exists() and not (project / "mlartifacts").exists()
 
 
 def test_missing_split_data_is_one_clear_line(project):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pipeline.tracking.store import run_url, ui_command
+import pytest
+
+from pipeline.core.errors import PipelineError
+from pipeline.tracking.store import connect, run_url, ui_command
 
 
 def test_a_servers_runs_are_linked_on_the_server():
@@ -17,3 +20,13 @@ def test_a_local_stores_runs_are_linked_on_the_ui_that_mlflow_ui_serves():
     assert ui_command(uri) == "mlflow ui --backend-store-uri sqlite:////home/me/lab/mlflow.db"
     assert ui_command("sqlite:////home/me/my lab/mlflow.db") == (
         "mlflow ui --backend-store-uri 'sqlite:////home/me/my lab/mlflow.db'")
+
+
+def test_a_sqlite_store_that_cannot_be_created_is_one_clear_error(tmp_path, monkeypatch):
+    (tmp_path / "lab").write_text("a file where the store's directory should be\n")
+    uri = f"sqlite:///{tmp_path / 'lab/mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    with pytest.raises(PipelineError) as caught:
+        connect()
+    assert str(caught.value) == (f"cannot reach the MLflow tracking store at {uri}: "
+                                 f"[Errno 17] File exists: '{tmp_path / 'lab'}'")

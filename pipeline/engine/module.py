@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 from pipeline.config import TrainerConfig
 from pipeline.core.errors import PipelineError
 from pipeline.engine.network import StackedNetwork
+from pipeline.engine.strengths import check_strengths
 from pipeline.techniques import Batch, Technique
 
 # Fused Adam updates every parameter in one kernel (elementwise as always, so
@@ -151,6 +152,7 @@ class BatchTraining(pl.LightningModule):
         if not torch.isfinite(metrics["train_loss"]).all():
             raise PipelineError("the train loss is not finite before the first step: the features' scale "
                                 "overflows the network; rescale the data (split.standardize)")
+        check_strengths(self.net, self.techniques, metrics["train_loss"], self.config.lr, self.labels)
         self.history.append((0, metrics))
 
     def validation_step(self, batch, batch_idx):

@@ -76,3 +76,14 @@ def test_every_point_of_the_projects_penalty_paths_trains(dataset, path):
     members = [Member(seed, PARAMS.path(path).recipe_at(value)) for value in values for seed in PARAMS.seeds]
     assert fit_one_step(members, dataset=dataset).steps == [1] * len(members)
 
+
+def test_adams_state_overflowing_is_named_instead_of_a_run_whose_weights_stopped_moving():
+    splits = splits_of(PARAMS, "moons")
+    for part in splits.X:  # finite loss (1e24), but gradients whose squares are beyond float32
+        splits.X[part] = splits.X[part] * 1e25
+    trainer = PARAMS.trainer.model_copy(update={"max_steps": 10, "eval_every": 5})
+    with pytest.raises(PipelineError) as raised:
+        fit([Member(0, RecipeConfig())], PARAMS.model, trainer, splits)
+    assert str(raised.value) == (
+        "the optimizer's state overflowed float32 by step 5 (seed 0): a gradient's square is beyond its range, so "
+        "the weights stop moving; rescale the data (split.standardize) or lower the regularization strengths")

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 from pipeline.config import TrainerConfig
 from pipeline.core.errors import PipelineError
 from pipeline.engine.network import StackedNetwork
+from pipeline.engine.strengths import check_strengths
 from pipeline.techniques import Batch, Technique
 
 # Fused Adam updates every parameter in one kernel (elementwise as always, so
@@ -151,6 +152,7 @@ class BatchTraining(pl.LightningModule):
         if not torch.isfinite(metrics["train_loss"]).all():
             raise PipelineError("the train loss is not finite before the first step: the features' scale "
                                 "overflows the network; rescale the data (split.standardize)")
+        check_strengths(self.net, self.techniques, metrics["train_loss"], self.config.lr, self.labels)
         self.history.append((0, metrics))
 
     def validation_step(self, batch, batch_idx):
@@ -163,6 +165,13 @@ class BatchTraining(pl.LightningModule):
             raise DivergenceError(
                 f"training diverged ({self.labels[k]}): the train loss is {metrics['train_loss'][k].item()} at step "
                 f"{self.steps}; lower trainer.lr or the regularization strengths")
+        overflowed = self.running & ~self._optimizer_state_finite()
+        if overflowed.any():
+            k = int(overflowed.nonzero()[0])
+            raise DivergenceError(
+                f"the optimizer's state overflowed {str(self.net.dtype).removeprefix('torch.')} by step {self.steps} "
+                f"({self.labels[k]}): a gradient's square is beyond its range, so the weights stop moving; rescale "
+                f"the data (split.standardize) or lower the regularization strengths")
         self.history.append((self.steps, metrics))
         for technique in self.techniques:
             stop = technique.evaluated(self.steps, metrics, self.net)
@@ -170,6 +179,18 @@ class BatchTraining(pl.LightningModule):
                 self._freeze(stop & self.running)
         if self.steps >= self.config.max_steps or not self.running.any():
             self.trainer.should_stop = True
+
+    @torch.no_grad()
+    def _optimizer_state_finite(self) -> torch.Tensor:
+        """Per network, (K,): no inf or NaN in its optimizer state. A finite
+        gradient whose square overflows leaves Adam's weights finite but frozen
+        (its update is exp_avg / sqrt(inf) = 0), which the loss check cannot see."""
+        finite = torch.ones(self.net.k, dtype=torch.bool)
+        for state in self.optimizers().optimizer.state.values():
+            for value in state.values():
+                if torch.is_tensor(value) and value.dim() > 0:  # (K, ...) per parameter; the step count is a scalar
+                    finite &= torch.isfinite(value).reshape(self.net.k, -1).all(1)
+        return finite
 
     @torch.no_grad()
     def _freeze(self, stop: torch.Tensor) -> None:

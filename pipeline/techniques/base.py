@@ -98,6 +98,11 @@ class Technique:
         """The number that shows what the technique did, from a run's metrics document."""
         return ""
 
+    def strength_values(self, k: int) -> dict[str, float | list[float]]:
+        """Network k's config values that set how strongly the technique acts, by
+        key: what a message names when a strength is out of all proportion."""
+        return {self.sweeps: getattr(self.configs[k], self.sweeps)} if self.sweeps else {}
+
     def shared(self, key: str):
         """A config value every model of the batch must share (it shapes the network)."""
         values = {getattr(config, key) for config in self.configs}

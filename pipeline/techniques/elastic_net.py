@@ -33,6 +33,9 @@ class ElasticNet(Technique):
         self.l1 = WeightPenalty(batch.per_model([[c.l1_strength] * n for c in configs]), 1 / m, bias, power=1)
         self.l2 = WeightPenalty(batch.per_model([[c.l2_strength] * n for c in configs]), 1 / (2 * m), bias, power=2)
 
+    def strength_values(self, k):
+        return {"l1_strength": self.configs[k].l1_strength, "l2_strength": self.configs[k].l2_strength}
+
     def penalty(self, net):
         present = [term for term in (self.l1(net), self.l2(net)) if term is not None]
         return sum(present) if present else None

@@ -3,23 +3,17 @@
 
 from __future__ import annotations
 
-from pipeline.techniques.base import Technique
-from pipeline.techniques.penalty import PenaltyConfig, WeightPenalty
+from pipeline.techniques.penalty import PenaltyConfig, PenaltyTechnique, WeightPenalty
 
 
 class L1Config(PenaltyConfig):
     """cost + strength/m * sum |W|."""
 
 
-class L1(Technique):
+class L1(PenaltyTechnique):
     name = "l1"
     Config = L1Config
-    sweeps = "strength"
     statistic = "sparsity"
-
-    @classmethod
-    def check(cls, config, hidden, has_dev):
-        config.check_layers(cls.name, hidden)
 
     @classmethod
     def key_figure(cls, config, metrics):

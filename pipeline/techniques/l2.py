@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pipeline.techniques.base import Technique
-from pipeline.techniques.penalty import PenaltyConfig, WeightPenalty
+from pipeline.techniques.penalty import PenaltyConfig, PenaltyTechnique, WeightPenalty
 
 
 class L2Config(PenaltyConfig):
@@ -17,19 +16,14 @@ class L2Config(PenaltyConfig):
     mode: Literal["penalty", "decoupled"] = "penalty"
 
 
-class L2(Technique):
+class L2(PenaltyTechnique):
     """For plain SGD, penalty and decoupled decay are the same update; for Adam
     they differ, since Adam rescales the penalty's gradient per weight and
     decoupled decay shrinks all weights alike."""
 
     name = "l2"
     Config = L2Config
-    sweeps = "strength"
     statistic = "squared_weight_sum"
-
-    @classmethod
-    def check(cls, config, hidden, has_dev):
-        config.check_layers(cls.name, hidden)
 
     @classmethod
     def key_figure(cls, config, metrics):

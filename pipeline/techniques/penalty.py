@@ -1,5 +1,6 @@
-"""What the weight penalties (L1, L2, elastic net) share: their schema and
-the per-model sum over weight matrices of strength/m times a power of |w|."""
+"""What the weight penalties (L1, L2, elastic net) share: their schema, the
+per-model sum over weight matrices of strength/m times a power of |w|, and
+(L1, L2) the technique's strength keys."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import torch
 from pydantic import NonNegativeFloat
 
 from pipeline.core.schema import Schema
+from pipeline.techniques.base import Technique
 
 
 class PenaltyConfig(Schema):
@@ -46,3 +48,17 @@ class WeightPenalty:
             size = sum((p.abs() if self.power == 1 else p.square()).sum((1, 2)) for p in params)
             total = coefficient * size if total is None else total + coefficient * size
         return total
+
+
+class PenaltyTechnique(Technique):
+    """L1 and L2: a PenaltyConfig's strength per weight matrix, swept along a path."""
+
+    sweeps = "strength"
+
+    @classmethod
+    def check(cls, config, hidden, has_dev):
+        config.check_layers(cls.name, hidden)
+
+    def strength_values(self, k):
+        config = self.configs[k]
+        return {"per_layer": config.per_layer} if config.per_layer is not None else {"strength": config.strength}

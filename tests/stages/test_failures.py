@@ -58,6 +58,25 @@ def test_diverging_loss_fails_the_stage_and_every_run(project):
         ("pipeline", "FAILED"), ("recipe", "FAILED"), ("recipe", "FAILED")]
 
 
+def test_a_strength_out_of_all_proportion_is_one_line_not_a_normal_run(project):
+    # Adam's squared gradient overflows float32 at L2 1e30: the weights never
+    # moved, and the stage used to report the untrained networks as trained
+    prepare_data(project)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["suite"]["l2"]["l2"]["strength"] = 1e30
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    result = train(project, "l2")
+    _assert_one_error_line(result)
+    assert result.stderr == (
+        "error: the regularization penalty is 1.4e+30 times the data loss at step 0 (seed 0): the network can only "
+        "learn zero weights; lower the strengths (l2.strength 1e+30)\n")
+    assert not (project / "models/moons/l2").exists()
+    client = mlflow_client(project)
+    runs = client.search_runs([client.get_experiment_by_name("moons").experiment_id])
+    assert sorted((r.data.tags["kind"], r.info.status) for r in runs) == [
+        ("pipeline", "FAILED"), ("recipe", "FAILED"), ("recipe", "FAILED")]
+
+
 def test_unreachable_tracking_server_is_one_clear_line(project):
     prepare_data(project)
     result = train(project, MLFLOW_TRACKING_URI="http://127.0.0.1:9")

@@ -8,13 +8,13 @@ process that is to end it, and the first time a process logs into an
 experiment it ends as KILLED that experiment's RUNNING runs whose owner on
 this machine is gone.
 
-The owner is told by pid and the pid's start time in clock ticks after boot
-(/proc/<pid>/stat), so a later process given the same pid is not taken for
-it; by boot id, so a restart ends every owner of the boot before; and by PID
-namespace, since a process in another container's cannot be seen from here.
-Runs owned on other machines (a team server's) are left alone: whether their
-process lives cannot be seen from here either. Needs Linux's /proc; elsewhere
-runs get no owner and nothing is ended.
+An owner is named by its machine (host name and machine id), boot, PID
+namespace, pid and the pid's start time in clock ticks after boot
+(/proc/<pid>/stat): a later process given the same pid is not taken for it,
+and a restart ends every owner of the boot before. Runs owned on another
+machine (a team server's) or in another PID namespace (another container's)
+are left alone: whether their process lives cannot be seen from here. Needs
+Linux's /proc; elsewhere runs get no owner and nothing is ended.
 
 A pipeline run's parent stays RUNNING between stages by design: a stage owns
 it only while it works on it (claim, then release), so a stage killed
@@ -44,7 +44,7 @@ def _read(path: Path) -> str:
         return ""
 
 
-def started(pid: int | str) -> str | None:
+def started(pid: int) -> str | None:
     """The process's start time in clock ticks after boot; None if no such
     process is alive (a zombie has ended too). psutil's create_time adds the
     wall clock's boot time, which shifts when the clock is adjusted, so it
@@ -115,7 +115,7 @@ def why_killed(tag: str | None, here: dict[str, str]) -> str | None:
             return None
         if owner["boot"] != here["boot"]:
             return f"owner process {pid} on {host} ended without ending the run (the machine restarted)"
-        if owner["pidns"] != here["pidns"] or started(pid) == owner["start"]:
+        if owner["pidns"] != here["pidns"] or started(int(pid)) == owner["start"]:
             return None
     except (KeyError, ValueError):
         return None
@@ -129,14 +129,13 @@ def end_orphans(client, experiment_id: str) -> list[str]:
     from mlflow.entities import ViewType
 
     key = (client.tracking_uri, experiment_id)
-    here = this_process()
-    if key in _looked_at or here is None:
+    if key in _looked_at or (here := this_process()) is None:
         return []
     _looked_at.add(key)
     ended = []
-    # deleted runs too: a restored run should not come back RUNNING
-    for run in client.search_runs([experiment_id], "attributes.status = 'RUNNING'", run_view_type=ViewType.ALL,
-                                  max_results=10_000):
+    # Deleted runs too: a restored run should not come back RUNNING. One page
+    # (1 000 runs): a store with more RUNNING runs leaves the rest to later processes.
+    for run in client.search_runs([experiment_id], "attributes.status = 'RUNNING'", run_view_type=ViewType.ALL):
         if reason := why_killed(run.data.tags.get(OWNER), here):
             client.set_tag(run.info.run_id, KILLED, reason)
             client.set_terminated(run.info.run_id, "KILLED")

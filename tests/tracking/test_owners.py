@@ -24,5 +24,6 @@ def test_only_a_gone_owner_on_this_machine_is_named():
     assert why_killed(_owner(machine="another-machine", boot="another-boot"), here) is None  # same name, other machine
     assert why_killed(_owner(host="elsewhere"), here) is None
     assert why_killed(_owner(pidns="pid:[1]", start="1"), here) is None  # another container: out of sight
+    assert why_killed(_owner(pid="../1"), here) is None
     for unowned in (None, "", "by hand", "pid=1"):  # a parent between stages, runs from before owners
         assert why_killed(unowned, here) is None

@@ -1,2 +1,3 @@
-"""MLflow, the system of record: the store and the runs the stages log to.
-No data passes between stages through MLflow; DVC's files do that."""
+"""MLflow, the system of record: the store, the runs the stages log to, and
+which process owns a running run. No data passes between stages through
+MLflow; DVC's files do that."""

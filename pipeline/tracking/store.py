@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Iterator
 
 from pipeline.core.errors import PipelineError
+from pipeline.tracking import owners
 
 DB_NAME = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
@@ -83,7 +84,8 @@ def experiment_id(client, name: str, description: str | None = None) -> str:
     """The named experiment's id, creating it if new; its description set
     when given. Processes running side by side (jobs of a parallel sweep) may
     all find it missing; those whose creation fails because another's came
-    first use that one."""
+    first use that one. The first call for an experiment in a process ends
+    its runs left RUNNING by killed processes (owners.end_orphans)."""
     from mlflow.exceptions import MlflowException
 
     experiment = client.get_experiment_by_name(name)
@@ -98,6 +100,7 @@ def experiment_id(client, name: str, description: str | None = None) -> str:
         identifier = experiment.experiment_id
     if description and (experiment is None or experiment.tags.get(NOTE) != description):
         client.set_experiment_tag(identifier, NOTE, description)
+    owners.end_orphans(client, identifier)
     return identifier
 
 
@@ -233,14 +236,17 @@ def common_tags(dataset: str, source: str, group: str | None = None, **more: str
 
 def start_runs(client, experiment: str, names: list[str], tags: list[dict[str, str]], params: list[dict[str, str]],
                parent: str | None = None) -> list[str]:
-    """One run per name, tagged and with its params, all RUNNING; nested under parent if given."""
+    """One run per name, tagged and with its params, all RUNNING and owned by
+    this process; nested under parent if given."""
     from mlflow.entities import Param
 
     experiment = experiment_id(client, experiment)
     run_ids = []
+    owner = owners.owner_tag()  # with the run itself: a process killed right after still owns it
     for name, run_tags, run_params in zip(names, tags, params):
         nested = {"mlflow.parentRunId": parent} if parent else {}
-        run_id = client.create_run(experiment, run_name=name, tags=run_tags | nested).info.run_id
+        run_id = client.create_run(experiment, run_name=name, tags=run_tags | nested | owner).info.run_id
+        owners.owned([run_id])
         run_ids.append(run_id)
         entries = [Param(key, value) for key, value in run_params.items()]
         for start in range(0, len(entries), BATCH_LIMITS["params"]):
@@ -263,7 +269,11 @@ def log_metrics(client, run_id: str, points: list[tuple[str, float, int]], model
 def failing(client, run_ids: list[str], parents: list[str] = ()) -> Iterator[None]:
     """Mark the runs FAILED if the block raises (a signal included), FINISHED
     if it ends. Parents, runs that other stages still add to (a pipeline
-    run's), fail with them: a failed stage is a failed pipeline run."""
+    run's), fail with them: a failed stage is a failed pipeline run. During
+    the block this process owns them all, so that if it is killed outright
+    (SIGKILL) they end KILLED instead (owners); the parents, left RUNNING for
+    the next stage, have no owner after it."""
+    owners.claim(client, [*run_ids, *parents])
     try:
         yield
     except BaseException:
@@ -272,6 +282,7 @@ def failing(client, run_ids: list[str], parents: list[str] = ()) -> Iterator[Non
         raise
     for run_id in run_ids:
         client.set_terminated(run_id, "FINISHED")
+    owners.release(client, list(parents))
 
 
 def log_model(run_id: str, module, example, package: Path, name: str, step: int = 0, dataset=None) -> str:

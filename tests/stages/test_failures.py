@@ -145,3 +145,70 @@ def test_split_sizes_that_leave_nothing_to_train_on_are_one_clear_line(project, 
     error = capsys.readouterr().err
     assert error == "error: dev (60) and test (60) take all 120 examples: nothing is left to train on\n"
     assert (project / "data/split/moons/train.npz").read_bytes() == before  # the last good split stays
+
+
+
+def test_runs_of_a_killed_stage_end_killed_when_the_next_stage_logs(project, monkeypatch):
+    """SIGKILL leaves a stage no chance to end its runs: they stay RUNNING
+    until the next stage that logs into the experiment finds their owner
+    gone and ends them KILLED, saying why. Runs whose owner lives, or lives
+    on another machine, are left alone; a pid now held by another process
+    is not taken for the owner."""
+    import multiprocessing
+    import os
+    import signal
+    import socket
+    import time
+
+    from conftest import in_project
+    from pipeline.stages import train as train_stage
+    from pipeline.tracking.owners import KILLED, OWNER, owner_tag
+
+    prepare_data(project)
+    _set_params(project, max_steps=1_000_000, eval_every=1000)
+    # The stage is a fork of this process, as DVC's stages are forks of the warm worker
+    # (pipeline/warm.py), without its seconds of imports. No pooled SQLite connection
+    # may pass into it: each call opens its own.
+    monkeypatch.setenv("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", "NullPool")
+    client = mlflow_client(project)
+    client.search_experiments()  # the store made before the stage starts: no two processes creating it
+    stage = multiprocessing.get_context("fork").Process(
+        target=in_project, args=(project, lambda: train_stage.main(["moons", "baseline"])))
+    stage.start()
+    try:
+        deadline, runs = time.monotonic() + 60, []
+        # training has begun once the stage owns its two seeds' runs and the pipeline's parent
+        while len([r for r in runs if OWNER in r.data.tags]) < 3 and stage.is_alive():
+            assert time.monotonic() < deadline, "the stage never started training"
+            time.sleep(0.1)
+            experiment = client.get_experiment_by_name("moons")
+            runs = client.search_runs([experiment.experiment_id]) if experiment else []
+        os.kill(stage.pid, signal.SIGKILL)
+        stage.join(timeout=30)
+    finally:
+        stage.kill()
+    assert stage.exitcode == -signal.SIGKILL
+    killed = {r.info.run_id: r.data.tags["kind"] for r in runs}
+    assert sorted(killed.values()) == ["pipeline", "recipe", "recipe"]
+    assert {client.get_run(run_id).info.status for run_id in killed} == {"RUNNING"}
+
+    mine = owner_tag()[OWNER]  # this test's own process: alive
+    owners = {"alive": mine, "elsewhere": mine.replace("host=", "host=elsewhere-", 1),
+              "pid reused": mine.replace(" start=", " start=1", 1)}
+    others = {name: client.create_run(experiment.experiment_id, run_name=name, tags={OWNER: owner}).info.run_id
+              for name, owner in owners.items()}
+
+    _set_params(project, max_steps=60, eval_every=20)
+    in_project(project, lambda: train_stage.main(["moons", "l2"]))
+
+    host = socket.gethostname()
+    for run_id in killed:
+        run = client.get_run(run_id)
+        assert run.info.status == "KILLED"
+        assert run.data.tags[KILLED] == f"owner process {stage.pid} on {host} ended without ending the run"
+    statuses = {name: client.get_run(run_id).info.status for name, run_id in others.items()}
+    assert statuses == {"alive": "RUNNING", "elsewhere": "RUNNING", "pid reused": "KILLED"}
+    assert client.get_run(others["pid reused"]).data.tags[KILLED] == (
+        f"owner process {os.getpid()} on {host} ended without ending the run")
+    l2 = client.search_runs([experiment.experiment_id], "tags.recipe = 'l2'")
+    assert sorted(r.info.status for r in l2) == ["FINISHED", "FINISHED"]

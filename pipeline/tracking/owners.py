@@ -1,0 +1,143 @@
+"""Which process owns a RUNNING MLflow run, and ending as KILLED the runs
+whose owner was killed outright.
+
+An exception, Ctrl-C or SIGTERM ends a stage's runs FAILED (store.failing);
+SIGKILL, the OOM killer or a machine that dies give it no chance to, and the
+runs would show RUNNING forever. So a run carries an `owner` tag naming the
+process that is to end it, and the first time a process logs into an
+experiment it ends as KILLED that experiment's RUNNING runs whose owner on
+this machine is gone.
+
+An owner is named by its machine (host name and machine id), boot, PID
+namespace, pid and the pid's start time in clock ticks after boot
+(/proc/<pid>/stat): a later process given the same pid is not taken for it,
+and a restart ends every owner of the boot before. Runs owned on another
+machine (a team server's) or in another PID namespace (another container's)
+are left alone: whether their process lives cannot be seen from here. Needs
+Linux's /proc; elsewhere runs get no owner and nothing is ended.
+
+A pipeline run's parent stays RUNNING between stages by design: a stage owns
+it only while it works on it (claim, then release), so a stage killed
+midway takes the parent down too, as a failing one does.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+OWNER = "owner"
+KILLED = "killed"  # the tag that says why a run was ended KILLED
+PROC = Path("/proc")
+
+# Runs this process already owns (made by it), so that claiming them again costs no call.
+_owned: set[str] = set()
+# (store, experiment) pairs this process has looked at: one search each per process.
+_looked_at: set[tuple[str, str]] = set()
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
+
+
+def started(pid: int) -> str | None:
+    """The process's start time in clock ticks after boot; None if no such
+    process is alive (a zombie has ended too). psutil's create_time adds the
+    wall clock's boot time, which shifts when the clock is adjusted, so it
+    cannot be compared across processes exactly; the raw field can."""
+    stat = _read(PROC / str(pid) / "stat")
+    if not stat:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces and ')'
+    state, start = fields[0], fields[19]  # fields 3 and 22 of proc(5)
+    return None if state in ("Z", "X") else start
+
+
+def this_process() -> dict[str, str] | None:
+    """Who owns what this process makes; read afresh, since stages are
+    forked from a warm worker, which must not hand them its own pid."""
+    pid = os.getpid()
+    start, boot = started(pid), _read(PROC / "sys/kernel/random/boot_id")
+    if start is None or not boot:
+        return None
+    try:
+        pidns = os.readlink(PROC / "self/ns/pid")
+    except OSError:
+        pidns = ""
+    # machine-id tells apart machines that share a host name ("vm", "localhost");
+    # without one, the machine is known by its boot only.
+    machine = _read(Path("/etc/machine-id")) or f"boot-{boot}"
+    return {"host": socket.gethostname(), "machine": machine, "boot": boot, "pidns": pidns, "pid": str(pid),
+            "start": start}
+
+
+def owner_tag() -> dict[str, str]:
+    """The tag that makes this process the owner of a run, for create_run; {} without /proc."""
+    owner = this_process()
+    return {OWNER: " ".join(f"{key}={value}" for key, value in owner.items())} if owner else {}
+
+
+def owned(run_ids: list[str]) -> None:
+    """Note runs made with owner_tag(), which this process then need not claim."""
+    _owned.update(run_ids)
+
+
+def claim(client, run_ids: list[str]) -> None:
+    """Make this process the owner of runs made elsewhere (an earlier stage's)."""
+    tag = owner_tag()
+    for run_id in run_ids:
+        if tag and run_id not in _owned:
+            client.set_tag(run_id, OWNER, tag[OWNER])
+            _owned.add(run_id)
+
+
+def release(client, run_ids: list[str]) -> None:
+    """Leave runs RUNNING with no owner, for a later stage to go on with."""
+    for run_id in run_ids:
+        if run_id in _owned:
+            client.delete_tag(run_id, OWNER)
+            _owned.discard(run_id)
+
+
+def why_killed(tag: str | None, here: dict[str, str]) -> str | None:
+    """Why the run with this owner tag is to be ended KILLED; None if its
+    owner lives, may live, or cannot be seen from here (another machine or
+    container), or if it has no owner (a parent between stages, a run from
+    before owners were recorded)."""
+    try:
+        owner = dict(part.split("=", 1) for part in (tag or "").split())
+        pid, host = owner["pid"], owner["host"]
+        if (host, owner["machine"]) != (here["host"], here["machine"]):
+            return None
+        if owner["boot"] != here["boot"]:
+            return f"owner process {pid} on {host} ended without ending the run (the machine restarted)"
+        if owner["pidns"] != here["pidns"] or started(int(pid)) == owner["start"]:
+            return None
+    except (KeyError, ValueError):
+        return None
+    return f"owner process {pid} on {host} ended without ending the run"
+
+
+def end_orphans(client, experiment_id: str) -> list[str]:
+    """End as KILLED, with a `killed` tag saying why, the experiment's RUNNING
+    runs whose owner on this machine has ended; once per process and
+    experiment, with one search. Returns their ids."""
+    from mlflow.entities import ViewType
+
+    key = (client.tracking_uri, experiment_id)
+    if key in _looked_at or (here := this_process()) is None:
+        return []
+    _looked_at.add(key)
+    ended = []
+    # Deleted runs too: a restored run should not come back RUNNING. One page
+    # (1 000 runs): a store with more RUNNING runs leaves the rest to later processes.
+    for run in client.search_runs([experiment_id], "attributes.status = 'RUNNING'", run_view_type=ViewType.ALL):
+        if reason := why_killed(run.data.tags.get(OWNER), here):
+            client.set_tag(run.info.run_id, KILLED, reason)
+            client.set_terminated(run.info.run_id, "KILLED")
+            ended.append(run.info.run_id)
+    return ended

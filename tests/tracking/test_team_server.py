@@ -122,22 +122,23 @@ def test_the_pipeline_and_an_adhoc_run_log_to_a_postgresql_backed_server(team):
                     ("moons-adhoc", "adhoc", "FINISHED", 2)]
     models = query(database, "SELECT e.name, m.name, m.status, m.artifact_location FROM logged_models m "
                              "JOIN experiments e USING (experiment_id) ORDER BY 1, 2")
-    ready = LoggedModelStatus.READY
+    done = LoggedModelStatus.READY
     assert [(experiment, name, LoggedModelStatus.from_int(status)) for experiment, name, status, _ in models] == [
-        *(("moons", f"{recipe}-seed-{seed}", ready) for recipe in ("baseline", "l2") for seed in (0, 1)),
-        *(("moons-adhoc", f"l2-seed-{seed}", ready) for seed in (0, 1))]
+        *(("moons", f"{recipe}-seed-{seed}", done) for recipe in ("baseline", "l2") for seed in (0, 1)),
+        *(("moons-adhoc", f"l2-seed-{seed}", done) for seed in (0, 1))]
     # Clients were handed the server's proxied artifact store, never a path of theirs.
     locations = query(database, "SELECT artifact_uri FROM runs UNION ALL SELECT artifact_location FROM experiments")
     assert all(location.startswith("mlflow-artifacts:/") for location, in locations), locations
 
     # Read back through the server: a decision boundary, the report, a model.
     client = MlflowClient(url)
-    downloads = team["project"].parent / "downloads"
+    downloads = project.parent / "downloads"
     l2_seed_0 = json.loads((project / "models/moons/l2/training.json").read_text())["0"]["run_id"]
+    last_step = yaml.safe_load((project / "params.yaml").read_text())["trainer"]["max_steps"]
     boundary, = [a.path for a in client.list_artifacts(l2_seed_0, "images")
-                 if a.path.startswith("images/decision_boundary+step+60+") and a.path.endswith(".png")]
-    served = Image.open(client.download_artifacts(l2_seed_0, boundary, str(downloads)))
-    with Image.open(project / "plots/moons/l2/seed_0/decision_boundary.png") as drawn:
+                 if a.path.startswith(f"images/decision_boundary+step+{last_step}+") and a.path.endswith(".png")]
+    with Image.open(client.download_artifacts(l2_seed_0, boundary, str(downloads))) as served, \
+            Image.open(project / "plots/moons/l2/seed_0/decision_boundary.png") as drawn:
         assert served.format == "PNG" and served.size == drawn.size
         assert np.array_equal(np.asarray(served), np.asarray(drawn.convert("RGB")))
     parent, = client.search_runs([client.get_experiment_by_name("moons").experiment_id], "tags.kind = 'pipeline'")

@@ -7,11 +7,17 @@ import contextlib
 import functools
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
+import urllib.error
+import urllib.request
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Callable, Iterator
 
 import pytest
 import yaml
@@ -148,3 +154,62 @@ def serve_directory(root: Path):
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=5)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        return probe.getsockname()[1]
+
+
+def stop_process_group(process: subprocess.Popen) -> None:
+    """End a process started with start_new_session=True and all its children
+    (mlflow server runs uvicorn as a child): SIGTERM, then SIGKILL."""
+    for signal_to_send, patience in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, signal_to_send)
+        except ProcessLookupError:
+            break
+        try:
+            process.wait(timeout=patience)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@contextlib.contextmanager
+def mlflow_server(backend_store_uri: str, log: Path, cwd: Path, *options: str,
+                  start_timeout: float = 60.0) -> Iterator[tuple[str, Callable[[], None]]]:
+    """A real `mlflow server` on 127.0.0.1 at a free port, started at once;
+    yields its URL and ready(), which waits until /health answers (failing
+    with the server's log if it exits or takes longer than start_timeout), so
+    that a caller can do other work while it starts. Its job runner (a dozen
+    background workers) is switched off; it is stopped, children included, at the end."""
+    url = f"http://{LOOPBACK}:{free_port()}"
+    environment = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true",
+                   "DO_NOT_TRACK": "true"}
+    environment.pop("MLFLOW_TRACKING_URI", None)
+    command = [str(BIN / "mlflow"), "server", "--backend-store-uri", backend_store_uri,
+               "--host", LOOPBACK, "--port", url.rsplit(":", 1)[1], "--workers", "1", *options]
+    with open(log, "w") as output:
+        server = subprocess.Popen(command, cwd=cwd, env=environment, stdout=output, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+
+    def ready() -> None:
+        deadline = time.monotonic() + start_timeout
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                raise AssertionError(f"mlflow server exited {server.returncode}:\n{log.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.25)
+        raise AssertionError(f"mlflow server not healthy after {start_timeout:.0f} s:\n{log.read_text()}")
+
+    try:
+        yield url, ready
+    finally:
+        stop_process_group(server)

@@ -12,18 +12,12 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
-import subprocess
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import quote, urlencode
 
 import pytest
-from conftest import BIN, LOOPBACK, ROOT, mlflow_client
+from conftest import ROOT, mlflow_client, mlflow_server
 from playwright.sync_api import Page, expect, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package: Playwright's own browser download is not allowed here
@@ -34,7 +28,6 @@ RECIPES, SEEDS = ["baseline", "l2"], [0, 1]
 RECIPE_RUNS = 'tags.kind = "recipe"'  # a search filter: one run per recipe and seed, none of the parents
 IMAGE_KEY = "decision_boundary"  # MlflowClient.log_image(run_id, image, key=IMAGE_KEY, step=...)
 VIEWPORT = {"width": 1280, "height": 800}
-SERVER_START_TIMEOUT = 60.0
 UI_TIMEOUT_MS = 20_000  # Playwright's 5 s default is short for MLflow's 22 MB of JavaScript on 2 busy cores
 
 # MLflow 3.17's UI: the hooks this test (and the README's walk) relies on.
@@ -50,62 +43,14 @@ CARD_FULLSCREEN = '[data-component-id="fullscreen_button_chartcard"]'
 IMAGE_OF_KEY = f'img[src*="{quote(f"images/{IMAGE_KEY}+", safe="")}"]'
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        return probe.getsockname()[1]
-
-
-def wait_until_healthy(url: str, server: subprocess.Popen, log: Path) -> None:
-    """Poll /health until the server answers, failing with its log if it exits or takes too long."""
-    deadline = time.monotonic() + SERVER_START_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise AssertionError(f"mlflow server exited {server.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.25)
-    raise AssertionError(f"mlflow server not healthy after {SERVER_START_TIMEOUT:.0f} s:\n{log.read_text()}")
-
-
-def stop(server: subprocess.Popen) -> None:
-    """End the server's whole process group (mlflow server runs uvicorn as a child)."""
-    for signal_to_send, patience in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(server.pid, signal_to_send)
-        except ProcessLookupError:
-            break
-        try:
-            server.wait(timeout=patience)
-            break
-        except subprocess.TimeoutExpired:
-            continue
-
-
 @pytest.fixture(scope="module")
 def mlflow_ui(built_project: Path, tmp_path_factory) -> Iterator[str]:
     """`mlflow server` over the pipeline's SQLite store, as the README starts
-    it; it serves the runs' artifacts from their experiment's file://
-    location. Its job runner (a dozen background workers) is switched off."""
-    url = f"http://{LOOPBACK}:{free_port()}"
+    it; it serves the runs' artifacts from their experiment's file:// location."""
     log = tmp_path_factory.mktemp("mlflow-server") / "server.log"
-    environment = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true",
-                   "DO_NOT_TRACK": "true"}
-    environment.pop("MLFLOW_TRACKING_URI", None)
-    command = [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{built_project / 'mlflow.db'}",
-               "--host", LOOPBACK, "--port", url.rsplit(":", 1)[1], "--workers", "1"]
-    with open(log, "w") as output:
-        server = subprocess.Popen(command, cwd=built_project, env=environment, stdout=output,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        wait_until_healthy(url, server, log)
+    with mlflow_server(f"sqlite:///{built_project / 'mlflow.db'}", log, built_project) as (url, ready):
+        ready()
         yield url
-    finally:
-        stop(server)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import mlflow_client, run
 
 RUN_URL = re.compile(r"http://127\.0\.0\.1:5000/#/experiments/(\w+)/runs/(\w+)")

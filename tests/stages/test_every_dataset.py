@@ -1,0 +1,34 @@
+"""Every offline dataset through one real `dvc exp run`: its own module, so
+that it runs beside the rest of the pipeline's tests rather than after them."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from conftest import run
+
+
+@pytest.mark.slow
+def test_every_offline_dataset_runs_through_dvc(project):
+    """digits, mnist5k and the user-file examples, next to moons, in one `dvc exp run`."""
+    added = {"digits": "digits", "mnist5k": "mnist5k", "iris": "csv", "cancer": "npz"}
+    overrides = [arg for name, config in added.items() for arg in ("-S", f"+dataset@datasets.{name}={config}")]
+    result = run(["dvc", "exp", "run", *overrides, "-S", "~paths.l2", "-S", "seeds=[1]"], project)
+    ran = set(re.findall(r"Running stage '([^']+)'", result.stdout))
+    assert {f"report@{name}" for name in added} <= ran, result.stdout
+    expected = {"digits": (10, 450, True), "mnist5k": (10, 1500, True), "iris": (3, 30, False),
+                "cancer": (2, 114, False)}
+    for name, (classes, test_size, images) in expected.items():
+        metrics = json.loads((project / f"metrics/{name}/l2/seed_1.json").read_text())
+        assert len(metrics["per_class"]) == classes
+        assert sum(c["support"] for c in metrics["per_class"].values()) == test_size
+        assert metrics["train"]["accuracy"] > 1.5 / classes, name  # learned something in 60 steps
+        figures = sorted(p.name for p in (project / f"plots/{name}/l2/seed_1").iterdir())
+        image_figures = ["first_layer_weights.png", "misclassified.png"] if images else []
+        assert figures == sorted(["confusion_matrix.png", "learning_curves.png", "weight_histogram.png",
+                                   *image_figures]), name
+        report = sorted(p.name for p in (project / f"reports/{name}/figures").iterdir())
+        assert report == (["first_layer_weights.png", "weight_histograms.png"] if images else
+                          ["weight_histograms.png"]), name

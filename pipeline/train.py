@@ -20,8 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-import hydra
 import torch
+import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
@@ -38,22 +38,8 @@ from pipeline.data.splits import SPLITS, checksum, split
 from pipeline.engine.fit import Member
 from pipeline.engine.network import Probabilities
 from pipeline.params import bad_config, config_dir
-from pipeline.tracking.runs import (
-    kept_step,
-    log_evaluation,
-    log_figures,
-    train_tracked,
-    training_input,
-)
-from pipeline.tracking.store import (
-    common_tags,
-    connect,
-    experiment_id,
-    failing,
-    run_url,
-    tracking_uri,
-    ui_command,
-)
+from pipeline.tracking.runs import kept_step, log_evaluation, log_figures, train_tracked, training_input
+from pipeline.tracking.store import common_tags, connect, experiment_id, failing, run_url, tracking_uri, ui_command
 
 CONFIG_NAME = "train"
 # Hydra creates a directory for every run and job even when it writes nothing

@@ -6,13 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.analysis.statistics import (
-    CONFIDENCE,
-    binomial_half_width,
-    interval,
-    paired_difference,
-    verdict,
-)
+from pipeline.analysis.statistics import CONFIDENCE, binomial_half_width, interval, paired_difference, verdict
 from pipeline.config import ReportConfig
 from pipeline.techniques import TECHNIQUES
 

@@ -19,22 +19,11 @@ from pipeline.analysis.evaluation import evaluate
 from pipeline.config import load_params
 from pipeline.core.atomic import atomic_dir, write_json
 from pipeline.core.errors import PipelineError, cli
-from pipeline.core.paths import (
-    figures_dir,
-    history_path,
-    metrics_path,
-    model_path,
-    training_record_path,
-)
+from pipeline.core.paths import figures_dir, history_path, metrics_path, model_path, training_record_path
 from pipeline.data.splits import SPLITS, load_splits
 from pipeline.engine import checkpoint
 from pipeline.engine.network import Probabilities
-from pipeline.tracking.runs import (
-    kept_step,
-    log_evaluation,
-    log_figures,
-    training_input,
-)
+from pipeline.tracking.runs import kept_step, log_evaluation, log_figures, training_input
 from pipeline.tracking.store import connect, failing
 
 

@@ -29,16 +29,8 @@ from pipeline.data.splits import Splits, checksum, load_splits
 from pipeline.engine.fit import Member, fit
 from pipeline.techniques import TECHNIQUES
 from pipeline.tracking.runs import log_path, parent_of
-from pipeline.tracking.store import (
-    NOTE,
-    common_tags,
-    connect,
-    failing,
-    flatten,
-    pipeline_run_id,
-    start_runs,
-    supersede,
-)
+from pipeline.tracking.store import (NOTE, common_tags, connect, failing, flatten, pipeline_run_id, start_runs,
+                                     supersede)
 
 
 def run_path(dataset: str, name: str, params: PipelineConfig, splits: Splits, client, tags: dict,

@@ -18,27 +18,14 @@ import torch
 import yaml
 from PIL import Image
 
-from pipeline.analysis.boundary_snapshots import (
-    BoundarySnapshots,
-    boundary_image,
-    snapshot_steps,
-    square_plane,
-)
+from pipeline.analysis.boundary_snapshots import BoundarySnapshots, boundary_image, snapshot_steps, square_plane
 from pipeline.config import ModelConfig, TrainerConfig
 from pipeline.data.splits import Splits
 from pipeline.engine.checkpoint import Trained
 from pipeline.engine.fit import FitResult, Member, fit
 from pipeline.engine.network import Probabilities
-from pipeline.tracking.store import (
-    NOTE,
-    experiment_id,
-    failing,
-    flatten,
-    log_metrics,
-    log_model,
-    pipeline_parent,
-    start_runs,
-)
+from pipeline.tracking.store import (NOTE, experiment_id, failing, flatten, log_metrics, log_model, pipeline_parent,
+                                     start_runs)
 
 PACKAGE = Path(__file__).resolve().parents[1]
 SNAPSHOTS = 5  # decision-boundary images per network during training (2-D data): 0, 250, ..., 1000 by default

@@ -7,12 +7,7 @@ import numpy as np
 import torch
 from sklearn.datasets import make_moons
 
-from pipeline.analysis.boundary_snapshots import (
-    BoundarySnapshots,
-    boundary_image,
-    snapshot_steps,
-    square_plane,
-)
+from pipeline.analysis.boundary_snapshots import BoundarySnapshots, boundary_image, snapshot_steps, square_plane
 from pipeline.config import ModelConfig, TrainerConfig
 from pipeline.data.splits import Splits
 from pipeline.engine.fit import Member, fit

@@ -5,13 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.analysis.regularization_path import (
-    by_strength,
-    from_csv,
-    rows,
-    select,
-    to_csv,
-)
+from pipeline.analysis.regularization_path import by_strength, from_csv, rows, select, to_csv
 
 
 def document(train: float, dev: float | None, test: float, statistic: float) -> dict:

@@ -6,12 +6,7 @@ import math
 
 import pytest
 
-from pipeline.analysis.statistics import (
-    binomial_half_width,
-    interval,
-    paired_difference,
-    verdict,
-)
+from pipeline.analysis.statistics import binomial_half_width, interval, paired_difference, verdict
 
 T_975 = {1: 12.706204736, 2: 4.302652730, 4: 2.776445105}  # Student's t quantiles (tables)
 

@@ -6,14 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.analysis.summary import (
-    diagnose,
-    key_figure,
-    markdown,
-    mean_document,
-    selected_on_dev,
-    summarize,
-)
+from pipeline.analysis.summary import diagnose, key_figure, markdown, mean_document, selected_on_dev, summarize
 from pipeline.config import ReportConfig
 from pipeline.techniques import RecipeConfig
 

@@ -8,14 +8,7 @@ import sys
 import pytest
 import torch
 import yaml
-from conftest import (
-    ROOT,
-    in_project,
-    mlflow_client,
-    obeying_file_permissions,
-    prepare_data,
-    run,
-)
+from conftest import ROOT, in_project, mlflow_client, obeying_file_permissions, prepare_data, run
 
 from pipeline.config import load_params
 from pipeline.data.splits import split
@@ -168,7 +161,6 @@ def test_runs_of_a_killed_stage_end_killed_when_the_next_stage_logs(project, mon
     import time
 
     from conftest import in_project
-
     from pipeline.stages import train as train_stage
     from pipeline.tracking.owners import KILLED, OWNER, owner_tag
 

@@ -4,12 +4,14 @@
     python -m pipeline.train regularization=[l1] 'seeds=[0,1,2,3,4]'    # five seeds at once
     python -m pipeline.train -m 'regularization=[l1],[l2]' 'seeds=[0,1,2]'    # a sweep: one job per recipe
     python -m pipeline.train -m hydra/launcher=joblib hydra.launcher.n_jobs=2 'regularization=[l1],[l2]'
+    python -m pipeline.train -m hydra/launcher=submitit_slurm hydra.launcher.partition=cpu 'regularization=[l1],[l2]'
 
 makes the data in memory, trains every seed's network at once (with a bar of
 steps on a terminal), evaluates them and logs each as an MLflow run (tagged
 source=adhoc) in the experiment <dataset>-adhoc, apart from the pipeline's
-runs; it prints each run's address in the MLflow UI. Nothing is written into
-the repository.
+runs; it prints each run's address in the MLflow UI. A sweep is one parent
+run in the experiment adhoc-sweeps with every job's runs nested under it
+(pipeline.tracking.sweeps). Nothing is written into the repository.
 """
 
 from __future__ import annotations
@@ -31,13 +33,14 @@ from pipeline.analysis import figures
 from pipeline.analysis.evaluation import evaluate
 from pipeline.analysis.statistics import interval
 from pipeline.config import AdhocConfig
-from pipeline.core.errors import cli
+from pipeline.core.errors import PipelineError, cli
 from pipeline.core.schema import validate
 from pipeline.data.raw import check
 from pipeline.data.splits import SPLITS, checksum, split
 from pipeline.engine.fit import Member
 from pipeline.engine.network import Probabilities
 from pipeline.params import bad_config, config_dir
+from pipeline.tracking import sweeps
 from pipeline.tracking.runs import kept_step, log_evaluation, log_figures, train_tracked, training_input
 from pipeline.tracking.store import common_tags, connect, experiment_id, failing, run_url, tracking_uri, ui_command
 
@@ -64,7 +67,10 @@ def job(composed: DictConfig) -> None:
     splits = split(check(config.dataset.source.load(), dataset_name), config.dataset.split)
     tags = common_tags(dataset_name, "adhoc", data_sha256=checksum(splits), recipe=config.recipe)
     run_config = config.model_dump(mode="json", exclude={"seeds", "analysis"}, exclude_none=True)
-    experiment = f"{dataset_name}-adhoc"
+    if sweep := sweeps.sweep_run():  # nested under the sweep's run, which its launching process ends
+        experiment, tags = sweeps.EXPERIMENT, tags | {sweeps.PARENT: sweep}
+    else:
+        experiment = f"{dataset_name}-adhoc"
     # Parallel jobs (Hydra's joblib launcher) share one terminal: a bar each would garble it.
     progress = sys.stdout.isatty() and multiprocessing.parent_process() is None
     client = connect()
@@ -109,6 +115,18 @@ def job(composed: DictConfig) -> None:
     print("\n".join(lines), flush=True)
 
 
+def job_error(error: RuntimeError) -> PipelineError | None:
+    """The one line a submitit job ended with (a user error, a signal), from
+    the error submitit raises in the launching process for a job that left no
+    result: its message quotes the job's stderr. None for other errors."""
+    from submitit.core.utils import UncompletedJobError
+
+    if not isinstance(error, UncompletedJobError):
+        return None
+    lines = [line for line in str(error).splitlines() if line.startswith("error: ")]
+    return PipelineError(lines[-1].removeprefix("error: ")) if lines else None
+
+
 @cli
 def main(argv: list[str] | None = None) -> None:
     """Hydra's command line for conf/train.yaml: overrides, -m for a sweep,
@@ -122,9 +140,14 @@ def main(argv: list[str] | None = None) -> None:
         os.environ[HYDRA_DIR_VARIABLE] = scratch  # also for the workers of a parallel sweep
         sys.argv = [command_line[0], *arguments]
         try:
-            hydra.main(config_path=str(conf), config_name=CONFIG_NAME, version_base=None)(job)()
+            with sweeps.failing_sweep():  # a failed job ends the sweep's run FAILED
+                hydra.main(config_path=str(conf), config_name=CONFIG_NAME, version_base=None)(job)()
         except (HydraException, OmegaConfBaseException) as error:
             raise bad_config(error) from None
+        except RuntimeError as error:
+            if (failed := job_error(error)) is None:
+                raise
+            raise failed from None
         finally:
             sys.argv = command_line
 

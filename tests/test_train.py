@@ -60,16 +60,50 @@ def test_adhoc_run_with_hydra_overrides_is_tracked_per_seed(project):
     _assert_hydra_wrote_nothing(project)
 
 
-def test_a_parallel_sweep_runs_one_job_per_recipe(project):
+def _sweep_runs(project) -> tuple[object, list]:
+    """The one parent run of the project's sweeps, and the runs nested under it."""
+    client = mlflow_client(project)
+    experiment = client.get_experiment_by_name("adhoc-sweeps").experiment_id
+    parents = client.search_runs([experiment], "tags.kind = 'sweep'")
+    assert len(parents) == 1, [p.info.run_name for p in parents]
+    children = client.search_runs([experiment], f"tags.`mlflow.parentRunId` = '{parents[0].info.run_id}'")
+    assert len(client.search_runs([experiment])) == 1 + len(children)  # nothing else in the sweeps' experiment
+    return parents[0], children
+
+
+def test_a_parallel_sweep_runs_one_job_per_recipe_nested_under_one_run(project):
     result = run([sys.executable, "-m", "pipeline.train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
                   "regularization=[l1],[l2]", "seeds=[0,1]", *FAST], project)
     assert "ad-hoc moons/l1" in result.stdout and "ad-hoc moons/l2" in result.stdout
-    client = mlflow_client(project)
-    runs = client.search_runs([client.get_experiment_by_name("moons-adhoc").experiment_id])
+    parent, runs = _sweep_runs(project)
+    assert parent.info.status == "FINISHED" and parent.info.run_name.startswith("sweep ")
+    assert parent.data.tags["launcher"] == "joblib"
     assert sorted((r.data.tags["recipe"], r.data.tags["seed"]) for r in runs) == [
         ("l1", "0"), ("l1", "1"), ("l2", "0"), ("l2", "1")]
     assert {r.info.status for r in runs} == {"FINISHED"}
-    assert len(RUN_URL.findall(result.stdout)) == 4
+    assert all(0.0 <= r.data.metrics["test_accuracy"] <= 1.0 for r in runs)
+    assert mlflow_client(project).get_experiment_by_name("moons-adhoc") is None  # a sweep's runs are the sweep's
+    assert len(RUN_URL.findall(result.stdout)) == 4 + 1  # each run's, then the sweep's
+    assert result.stdout.strip().splitlines()[-1] == (
+        f"sweep: 4 runs nested under http://127.0.0.1:5000/#/experiments/{parent.info.experiment_id}"
+        f"/runs/{parent.info.run_id}")
+    _assert_hydra_wrote_nothing(project)
+
+
+def test_a_sweep_through_submitit_nests_its_jobs_runs(project):
+    """submitit's local executor: each job a process of its own, started and
+    awaited through submitit's files, the code path of submitit_slurm."""
+    result = run([sys.executable, "-m", "pipeline.train", "-m", "hydra/launcher=submitit_local",
+                  "regularization=[l1],[l2]", *FAST], project)
+    parent, runs = _sweep_runs(project)
+    assert parent.info.status == "FINISHED" and parent.data.tags["launcher"] == "submitit_local"
+    assert sorted((r.data.tags["recipe"], r.data.tags["seed"], r.info.status) for r in runs) == [
+        ("l1", "0", "FINISHED"), ("l2", "0", "FINISHED")]
+    assert all(0.0 <= r.data.metrics["test_accuracy"] <= 1.0 for r in runs)
+    assert result.stdout.strip().splitlines()[-1].startswith("sweep: 2 runs nested under http://")
+    # submitit's folder (pickled jobs, their logs) is in the temporary sweep directory, gone
+    assert run(["git", "status", "--porcelain"], project).stdout == ""
+    assert not list(project.rglob(".submitit"))
     _assert_hydra_wrote_nothing(project)
 
 
@@ -80,11 +114,16 @@ def test_adhoc_run_rejects_an_unknown_key(project, arguments):
 
 
 @pytest.mark.parametrize("arguments", [["regularization=l2", "regularization.l2.strength=-1"],
-                                       ["-m", "regularization=l2", "regularization.l2.strength=-1,1"]],
-                         ids=["run", "sweep"])
+                                       ["-m", "regularization=l2", "regularization.l2.strength=-1,1"],
+                                       ["-m", "hydra/launcher=submitit_local", "regularization=l2",
+                                        "regularization.l2.strength=-1"]],
+                         ids=["run", "sweep", "submitit-sweep"])
 def test_adhoc_run_rejects_a_bad_value(project, arguments):
     result = run([sys.executable, "-m", "pipeline.train", *arguments], project, check=False)
     _assert_one_error_line(result, "regularization.l2.strength", "greater than or equal to 0")
+    if "-m" in arguments:  # the sweep's run failed with its job
+        parent, runs = _sweep_runs(project)
+        assert parent.info.status == "FAILED" and runs == []
     _assert_hydra_wrote_nothing(project)
 
 

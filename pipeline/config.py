@@ -43,6 +43,8 @@ class TrainerConfig(Schema):
     batch_size: PositiveInt | None = None  # None: full-batch gradient descent
     eval_every: PositiveInt  # steps between dev evaluations and metric logging
     precision: Literal["32-true", "64-true"] = "32-true"  # Lightning's: float32, or float64 throughout
+    # Lightning's: auto is a GPU where PyTorch sees one, else the CPU; gpu stops where there is none
+    accelerator: Literal["auto", "cpu", "gpu"] = "auto"
 
 
 class AnalysisConfig(Schema):

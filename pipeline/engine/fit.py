@@ -6,14 +6,16 @@ import logging
 import math
 import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.accelerators import CUDAAccelerator, MPSAccelerator
 from pytorch_lightning.callbacks import TQDMProgressBar
 from pytorch_lightning.callbacks.progress.tqdm_progress import Tqdm
 
 from pipeline.config import ModelConfig, TrainerConfig
+from pipeline.core.errors import PipelineError
 from pipeline.data.splits import Splits
 from pipeline.engine.module import BatchTraining
 from pipeline.engine.network import StackedNetwork, as_tensors, make_network
@@ -75,27 +77,29 @@ def dtype_of(trainer: TrainerConfig) -> torch.dtype:
     return torch.float64 if trainer.precision == "64-true" else torch.float32
 
 
+def check_accelerator(trainer: TrainerConfig) -> None:
+    """Lightning's own message for a missing GPU spans lines and names its classes."""
+    if trainer.accelerator == "gpu" and not (CUDAAccelerator.is_available() or MPSAccelerator.is_available()):
+        raise PipelineError("trainer.accelerator=gpu but no GPU is available (PyTorch sees no CUDA or MPS "
+                            "device): use trainer.accelerator=auto or cpu")
+
+
 def fit(members: list[Member], model: ModelConfig, trainer: TrainerConfig, splits: Splits,
         callbacks: list[pl.Callback] = (), progress: bool = False) -> FitResult:
     """Train one network per member; a network's result depends only on its own
     member, data and config, not on the others, and is the same bit for bit
     on the same machine. progress shows a bar of steps on stdout (for a
-    terminal: DVC stages leave it off)."""
+    terminal: DVC stages leave it off). The networks train on
+    trainer.accelerator's device and come back on the CPU."""
+    check_accelerator(trainer)
     dtype = dtype_of(trainer)
-    batch = Batch(seeds=tuple(m.seed for m in members), n_features=splits.n_features, hidden=tuple(model.hidden),
-                  n_train=len(splits.y["train"]), dtype=dtype, image_shape=splits.image_shape)
-    net, techniques = make_network(batch, splits.n_classes, model, [m.recipe for m in members])
-    module = BatchTraining(net, techniques, trainer, batch,
-                           train=as_tensors(splits.X["train"], splits.y["train"], dtype),
-                           dev=as_tensors(splits.X["dev"], splits.y["dev"], dtype),
-                           labels=[m.name for m in members])
     # deterministic=True switches torch's global deterministic mode on, which
     # also fills every new tensor with NaN in case it is read uninitialized; no
     # op here does that, and the filling cost a tenth of the training time.
     # Both flags go back afterwards: fit() leaves no global state behind.
     previous = torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory
     lightning = pl.Trainer(
-        accelerator="cpu",
+        accelerator=trainer.accelerator,
         devices=1,
         max_epochs=math.ceil(trainer.max_steps / trainer.eval_every),  # an epoch is eval_every steps
         logger=False,
@@ -107,8 +111,19 @@ def fit(members: list[Member], model: ModelConfig, trainer: TrainerConfig, split
         deterministic=True,
         precision=trainer.precision,
     )
+    # Everything is built on the device Lightning chose, data included: the
+    # engine's tensors live in the module (no DataLoader for Lightning to move),
+    # and a tensor left on the CPU would meet a GPU tensor in the first step.
+    device = lightning.strategy.root_device
+    batch = Batch(seeds=tuple(m.seed for m in members), n_features=splits.n_features, hidden=tuple(model.hidden),
+                  n_train=len(splits.y["train"]), dtype=dtype, image_shape=splits.image_shape, device=device)
     try:
         torch.utils.deterministic.fill_uninitialized_memory = False
+        net, techniques = make_network(batch, splits.n_classes, model, [m.recipe for m in members])
+        module = BatchTraining(net, techniques, trainer, batch,
+                               train=as_tensors(splits.X["train"], splits.y["train"], dtype, device),
+                               dev=as_tensors(splits.X["dev"], splits.y["dev"], dtype, device),
+                               labels=[m.name for m in members])
         try:
             lightning.fit(module)
         except SystemExit:
@@ -120,9 +135,10 @@ def fit(members: list[Member], model: ModelConfig, trainer: TrainerConfig, split
     finally:
         torch.use_deterministic_algorithms(previous[0])
         torch.utils.deterministic.fill_uninitialized_memory = previous[1]
-    net.eval()
+    net.cpu().eval()  # evaluation, figures and MLflow's model take it from here
     technique_figures = [t.figures() for t in techniques]
     figures = [{"initial_cost": module.initial_cost[k].item()} | {key: value for per_technique in technique_figures
                                                                    for key, value in per_technique[k].items()}
                for k in range(batch.k)]
-    return FitResult(net, batch, [int(s) for s in module.stopped_step], module.curves(), figures)
+    return FitResult(net, replace(batch, device=torch.device("cpu")), [int(s) for s in module.stopped_step],
+                     module.curves(), figures)

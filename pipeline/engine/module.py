@@ -49,12 +49,12 @@ class BatchTraining(pl.LightningModule):
         self.orders: torch.Tensor | None = None
         self.cursor = 0
         self.steps = 0
-        self.running = torch.ones(batch.k, dtype=torch.bool)  # not stopped by a technique's rule
-        self.stopped_step = torch.full((batch.k,), -1)
+        self.running = torch.ones(batch.k, dtype=torch.bool, device=batch.device)  # not stopped by a technique's rule
+        self.stopped_step = torch.full((batch.k,), -1, device=batch.device)
         self.frozen: list[tuple[torch.Tensor, torch.Tensor]] = []  # (tensor, its values when stopped)
         self.initial_cost: torch.Tensor | None = None
         self.history: list[tuple[int, dict[str, torch.Tensor]]] = []
-        self.ones = torch.ones(batch.k, dtype=batch.dtype)
+        self.ones = torch.ones(batch.k, dtype=batch.dtype, device=batch.device)
         self.trainable = list(net.parameters())
         # decoupled weight decay: (parameter, per-network coefficient shaped to broadcast over it)
         self.decays = [(p, c.view(-1, *[1] * (p.dim() - 1))) for t in techniques for p, c in t.decay(net)]
@@ -185,7 +185,7 @@ class BatchTraining(pl.LightningModule):
         """Per network, (K,): no inf or NaN in its optimizer state. A finite
         gradient whose square overflows leaves Adam's weights finite but frozen
         (its update is exp_avg / sqrt(inf) = 0), which the loss check cannot see."""
-        finite = torch.ones(self.net.k, dtype=torch.bool)
+        finite = torch.ones(self.net.k, dtype=torch.bool, device=self.device)
         for state in self.optimizers().optimizer.state.values():
             for value in state.values():
                 if torch.is_tensor(value) and value.dim() > 0:  # (K, ...) per parameter; the step count is a scalar

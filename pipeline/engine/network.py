@@ -19,8 +19,9 @@ from pipeline.techniques import Batch, Technique
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "leaky_relu": nn.LeakyReLU}
 
 
-def as_tensors(X, y, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.as_tensor(X, dtype=dtype), torch.as_tensor(y, dtype=torch.long)
+def as_tensors(X, y, dtype: torch.dtype = torch.float32,
+               device: torch.device = torch.device("cpu")) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.as_tensor(X, dtype=dtype, device=device), torch.as_tensor(y, dtype=torch.long, device=device)
 
 
 class StackedLinear(nn.Module):
@@ -148,7 +149,7 @@ def make_network(batch: Batch, n_classes: int, model: ModelConfig, recipes: list
     from pipeline.techniques import build
 
     techniques = build(recipes, batch)
-    net = StackedNetwork(batch, n_classes, model, techniques)
+    net = StackedNetwork(batch, n_classes, model, techniques).to(batch.device)
     initialize(net, batch, model.init, model.numpy_init_seed)
     return net, techniques
 

@@ -48,8 +48,9 @@ class Augmentation(Technique):
         self.jitter_streams = batch.streams("augmentation jitter") if self.std.any() else None
         self.move_streams = batch.streams("augmentation moves") if moves_images else None
         radians = [math.radians(c.max_rotation) for c in configs]
-        self.max_rotation = torch.tensor(radians, dtype=torch.float64).view(-1, 1)
-        self.max_shift = torch.tensor([c.max_shift for c in configs], dtype=torch.float64).view(-1, 1, 1)
+        self.max_rotation = torch.tensor(radians, dtype=torch.float64, device=batch.device).view(-1, 1)
+        self.max_shift = torch.tensor([c.max_shift for c in configs], dtype=torch.float64,
+                                      device=batch.device).view(-1, 1, 1)
 
     def augment(self, x):
         if self.jitter_streams is not None:

@@ -25,20 +25,22 @@ class Streams:
     A network draws the same numbers whatever its batch-mates; networks that
     share a seed (the points of a regularization path) share their draws,
     which makes their comparison paired, and makes a path's draws as cheap
-    as its seeds'."""
+    as its seeds'. The generators are the CPU's, whatever the device: a
+    network draws the same numbers on a GPU, moved there."""
 
-    def __init__(self, seeds: tuple[int, ...], purpose: str):
+    def __init__(self, seeds: tuple[int, ...], purpose: str, device: torch.device = torch.device("cpu")):
         distinct = sorted(set(seeds))
         key = zlib.crc32(purpose.encode())
         self.generators = [torch.Generator().manual_seed(int(np.random.SeedSequence([seed, key]).generate_state(1)[0]))
                            for seed in distinct]
         self.index = torch.tensor([distinct.index(seed) for seed in seeds])
         self.one_each = list(seeds) == distinct
+        self.device = device
 
     def draw(self, make: Callable[[torch.Generator], torch.Tensor]) -> torch.Tensor:
         """(K, ...): make(generator) for each seed, handed to every network with that seed."""
         drawn = torch.stack([make(generator) for generator in self.generators])
-        return drawn if self.one_each else drawn.index_select(0, self.index)
+        return (drawn if self.one_each else drawn.index_select(0, self.index)).to(self.device)
 
 
 @dataclass(frozen=True)
@@ -51,17 +53,18 @@ class Batch:
     n_train: int  # m in the penalties' strength/m
     dtype: torch.dtype
     image_shape: tuple[int, int] | None = None
+    device: torch.device = torch.device("cpu")  # where the networks, their data and every technique's tensors live
 
     @property
     def k(self) -> int:
         return len(self.seeds)
 
     def streams(self, purpose: str) -> Streams:
-        return Streams(self.seeds, purpose)
+        return Streams(self.seeds, purpose, self.device)
 
     def per_model(self, values: list[float]) -> torch.Tensor:
         """One value per model as a (K,) tensor of the networks' dtype."""
-        return torch.tensor(values, dtype=self.dtype)
+        return torch.tensor(values, dtype=self.dtype, device=self.device)
 
 
 class Technique:

@@ -100,6 +100,7 @@ class Dropout(Technique):
             rng = np.random.RandomState(self.fixed_seed)
             sizes = [*self.batch.hidden, self.batch.n_features]
             uniforms = [rng.rand(units, m).T for units in sizes][index]  # drawn units x examples, as the notebook
-            masks = torch.as_tensor(np.stack([uniforms < k for k in keep.flatten().tolist()]), dtype=keep.dtype)
+            masks = torch.as_tensor(np.stack([uniforms < k for k in keep.flatten().tolist()]), dtype=keep.dtype,
+                                    device=keep.device)
             self._fixed[m, index] = masks / keep
         return self._fixed[m, index]

@@ -45,12 +45,12 @@ class EarlyStopping(Technique):
         self.improves = torch.gt if maximize else torch.lt
         # Lightning compares current - min_delta with the best, min_delta negated when minimizing
         self.min_delta = batch.per_model([c.min_delta * (1 if maximize else -1) for c in configs])
-        self.patience = torch.tensor([c.patience for c in configs])
+        self.patience = torch.tensor([c.patience for c in configs], device=batch.device)
         self.start = -torch.inf if maximize else torch.inf
         self.best: torch.Tensor | None = None  # in the metric's dtype, as Lightning keeps it
-        self.wait = torch.zeros(batch.k, dtype=torch.long)
-        self.best_step = torch.zeros(batch.k, dtype=torch.long)
-        self.stopped_step = torch.full((batch.k,), -1, dtype=torch.long)
+        self.wait = torch.zeros(batch.k, dtype=torch.long, device=batch.device)
+        self.best_step = torch.zeros(batch.k, dtype=torch.long, device=batch.device)
+        self.stopped_step = torch.full((batch.k,), -1, dtype=torch.long, device=batch.device)
         self.best_state: dict[str, torch.Tensor] | None = None
 
     @torch.no_grad()

@@ -150,8 +150,9 @@ def connect():
     from mlflow.tracking import MlflowClient
 
     try:
-        client = MlflowClient(uri)  # creates a SQLite store that does not exist yet
-        client.search_experiments(max_results=1)
+        with opening_alone(uri):
+            client = MlflowClient(uri)  # creates a SQLite store that does not exist yet
+            client.search_experiments(max_results=1)
     except Exception as error:  # MLflow wraps connection failures in several types
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise PipelineError(f"cannot reach the MLflow tracking store at {uri}: {reason}") from None
@@ -160,18 +161,44 @@ def connect():
     return client
 
 
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a sqlite: URI; None for a server or an in-memory store."""
+    if not uri.startswith("sqlite:"):
+        return None
+    from sqlalchemy.engine import make_url
+
+    database = make_url(uri).database
+    return Path(database).resolve() if database and database != ":memory:" else None
+
+
+@contextlib.contextmanager
+def opening_alone(uri: str) -> Iterator[None]:
+    """Hold a lock (mlflow.db.lock, beside the store) while MLflow opens a
+    SQLite store. Opening a new store creates its tables and migrates them
+    step by step, unguarded: DVC queue workers started together on a new
+    clone did so at once, and each failed on the other's half-done migration
+    ("table _alembic_tmp_experiments already exists"), leaving a store no
+    stage could open. Where the lock cannot be created (a read-only
+    directory), MLflow or check_writable says what is wrong."""
+    from filelock import FileLock
+
+    path = sqlite_file(uri)
+    with contextlib.ExitStack() as held:
+        if path is not None:
+            with contextlib.suppress(OSError):
+                held.enter_context(FileLock(f"{path}.lock"))
+        yield
+
+
 def check_writable(uri: str) -> None:
     """Stop with one line if SQLite cannot write the store. A read-only
     mlflow.db (or its directory, where SQLite creates its journal) passes
     every read, and its first write fails deep in MLflow, with hundreds of
     lines of SQLAlchemy's traceback, after training. A write that SQLite
     itself answers, then rolled back, finds out in milliseconds."""
-    from sqlalchemy.engine import make_url
-
-    database = make_url(uri).database
-    if not database or database == ":memory:":
+    path = sqlite_file(uri)
+    if path is None:
         return
-    path = Path(database).resolve()
     try:  # mode=rw: never create a file (MLflow has created the store by now)
         connection = sqlite3.connect(f"{path.as_uri()}?mode=rw", uri=True, isolation_level=None)
     except sqlite3.Error:

@@ -27,6 +27,34 @@ def test_same_params_give_the_same_weights_bit_for_bit():
         assert all(torch.equal(first[k], second[k]) for k in first), recipe
 
 
+def test_the_accelerator_auto_is_the_cpu_here_bit_for_bit():
+    # On a machine without a GPU, auto must train exactly what the CPU trains.
+    params = load_params(ROOT / "params.yaml")
+    assert params.trainer.accelerator == "auto"
+    splits = split(params.dataset("moons").source.load(), params.dataset("moons").split)
+    for recipe in ("dropout", "batch_norm", "early_stopping"):
+        members = [Member(seed, params.recipe(recipe)) for seed in (0, 1)]
+        weights = {accelerator: fit(members, params.model, params.trainer.model_copy(
+                       update={"max_steps": 200, "accelerator": accelerator}), splits).net.state_dict()
+                   for accelerator in ("auto", "cpu")}
+        assert all(torch.equal(weights["auto"][k], weights["cpu"][k]) for k in weights["cpu"]), recipe
+
+
+@pytest.mark.skipif(torch.cuda.is_available() or torch.backends.mps.is_available(), reason="this machine has a GPU")
+def test_the_gpu_accelerator_without_a_gpu_is_one_clear_line(project):
+    prepare_data(project)
+    _set_params(project, accelerator="gpu")
+    result = train(project)
+    assert result.returncode == 1 and result.stderr == (
+        "error: trainer.accelerator=gpu but no GPU is available (PyTorch sees no CUDA or MPS device): use "
+        "trainer.accelerator=auto or cpu\n"), result.stderr
+    assert not (project / "models/moons/baseline").exists()
+    client = mlflow_client(project)
+    runs = client.search_runs([client.get_experiment_by_name("moons").experiment_id])
+    assert sorted((r.data.tags["kind"], r.info.status) for r in runs) == [
+        ("pipeline", "FAILED"), ("recipe", "FAILED"), ("recipe", "FAILED")]
+
+
 def _set_params(project, **trainer):
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["trainer"].update(trainer)

@@ -1,0 +1,74 @@
+"""The default SQLite store under DVC's parallel queue workers, for real:
+experiments queued in a small project and run by `dvc queue start -j 2`,
+whose stages run in copies under .dvc/tmp/exps and log to the project's own
+mlflow.db at once. No run may be lost, and no worker may meet a locked or
+half-created store."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from conftest import mlflow_client, run
+
+SEEDS = [0, 1, 2, 3]  # one experiment per seed: no stage's output is shared, so every stage runs and logs
+RECIPES = ["baseline", "l2"]  # the small project's suite
+QUEUE_TIMEOUT = 600.0
+DONE = ("Success", "Failed")
+
+
+def queue_status(project: Path) -> tuple[dict[str, str], bool]:
+    """Each queued experiment's name -> its status, and whether any worker is
+    left, from `dvc queue status`."""
+    lines = run(["dvc", "queue", "status"], project).stdout.splitlines()
+    # A row: task id, name, time created (two words), status; the table ends at a blank line.
+    rows = [line.split() for line in lines[1:lines.index("")]] if "" in lines else []
+    return {row[1]: row[-1] for row in rows}, "Worker status: 0 active, 0 idle" not in lines
+
+
+def wait_for_queue(project: Path) -> dict[str, str]:
+    """`dvc queue start` returns at once and its workers exit when the queue
+    is empty: wait until every task has ended and no worker is left."""
+    deadline = time.monotonic() + QUEUE_TIMEOUT
+    while time.monotonic() < deadline:
+        tasks, workers_left = queue_status(project)
+        if tasks and all(status in DONE for status in tasks.values()) and not workers_left:
+            return tasks
+        time.sleep(2)
+    raise AssertionError(f"the queue did not finish in {QUEUE_TIMEOUT:.0f} s: {queue_status(project)}")
+
+
+@pytest.mark.slow  # four experiments through DVC's queue, two at a time: about a minute on 2 idle cores
+def test_parallel_queue_workers_lose_no_run_and_never_find_the_store_locked(project):
+    # The smallest pipeline that still runs two experiments side by side: no
+    # path, one seed per experiment, one sweep queueing all four.
+    seeds = ",".join(f"[{seed}]" for seed in SEEDS)
+    run(["dvc", "exp", "run", "--queue", "-S", f"seeds={seeds}", "-S", "~paths.l2"], project)
+    run(["dvc", "queue", "start", "-j", "2"], project)
+    tasks = wait_for_queue(project)
+
+    with ThreadPoolExecutor(max_workers=len(tasks)) as pool:
+        logs = dict(zip(tasks, pool.map(lambda name: run(["dvc", "queue", "logs", name], project).stdout, tasks)))
+    assert tasks == {name: "Success" for name in tasks} and len(tasks) == len(SEEDS), \
+        "\n".join(f"== {name}: {status}\n{logs[name]}" for name, status in tasks.items())
+    for name, log in logs.items():
+        assert "database is locked" not in log, f"== {name}\n{log}"
+
+    # One store, at the project's root (the workers ran in copies under .dvc/tmp/exps):
+    # a pipeline run per experiment, named by it, holding a run per recipe of its seed; all ended.
+    assert not list((project / ".dvc/tmp/exps").rglob("mlflow.db"))
+    client = mlflow_client(project)
+    experiment = client.get_experiment_by_name("moons").experiment_id
+    runs = client.search_runs([experiment])
+    parents = {r.data.tags["pipeline_run"]: r for r in runs if r.data.tags["kind"] == "pipeline"}
+    assert sorted(parents) == sorted(tasks)
+    children = {name: sorted((r.data.tags["recipe"], int(r.data.tags["seed"])) for r in runs
+                             if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id)
+                for name, parent in parents.items()}
+    seed_of = {name: pairs[0][1] for name, pairs in children.items()}
+    assert sorted(seed_of.values()) == SEEDS
+    assert children == {name: [(recipe, seed_of[name]) for recipe in RECIPES] for name in parents}
+    assert len(runs) == len(SEEDS) * (1 + len(RECIPES))
+    assert {r.info.status for r in runs} == {"FINISHED"}

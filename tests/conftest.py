@@ -213,3 +213,28 @@ def mlflow_server(backend_store_uri: str, log: Path, cwd: Path, *options: str,
         yield url, ready
     finally:
         stop_process_group(server)
+
+
+QUEUE_TIMEOUT = 600.0
+DONE = ("Success", "Failed")
+
+
+def queue_status(project: Path) -> tuple[dict[str, str], bool]:
+    """Each queued experiment's name -> its status, and whether any worker is
+    left, from `dvc queue status`."""
+    lines = run(["dvc", "queue", "status"], project).stdout.splitlines()
+    # A row: task id, name, time created (two words), status; the table ends at a blank line.
+    rows = [line.split() for line in lines[1:lines.index("")]] if "" in lines else []
+    return {row[1]: row[-1] for row in rows}, "Worker status: 0 active, 0 idle" not in lines
+
+
+def wait_for_queue(project: Path) -> dict[str, str]:
+    """`dvc queue start` returns at once and its workers exit when the queue
+    is empty: wait until every task has ended and no worker is left."""
+    deadline = time.monotonic() + QUEUE_TIMEOUT
+    while time.monotonic() < deadline:
+        tasks, workers_left = queue_status(project)
+        if tasks and all(status in DONE for status in tasks.values()) and not workers_left:
+            return tasks
+        time.sleep(2)
+    raise AssertionError(f"the queue did not finish in {QUEUE_TIMEOUT:.0f} s: {queue_status(project)}")

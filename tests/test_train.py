@@ -113,11 +113,12 @@ def test_adhoc_run_rejects_an_unknown_key(project, arguments):
                            "trainer.lrr")
 
 
+# A sweep's failing job through submitit, whose jobs are processes of their own, is the harder case of the
+# two launchers' (the basic launcher's jobs fail in the launching process): one test covers the sweep's run.
 @pytest.mark.parametrize("arguments", [["regularization=l2", "regularization.l2.strength=-1"],
-                                       ["-m", "regularization=l2", "regularization.l2.strength=-1,1"],
                                        ["-m", "hydra/launcher=submitit_local", "regularization=l2",
                                         "regularization.l2.strength=-1"]],
-                         ids=["run", "sweep", "submitit-sweep"])
+                         ids=["run", "submitit-sweep"])
 def test_adhoc_run_rejects_a_bad_value(project, arguments):
     result = run([sys.executable, "-m", "pipeline.train", *arguments], project, check=False)
     _assert_one_error_line(result, "regularization.l2.strength", "greater than or equal to 0")

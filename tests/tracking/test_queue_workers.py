@@ -6,40 +6,13 @@ half-created store."""
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
-from conftest import mlflow_client, run
+from conftest import mlflow_client, run, wait_for_queue
 
 SEEDS = [0, 1, 2, 3]  # one experiment per seed: no stage's output is shared, so every stage runs and logs
 RECIPES = ["baseline", "l2"]  # the small project's suite
-QUEUE_TIMEOUT = 600.0
-DONE = ("Success", "Failed")
-
-
-def queue_status(project: Path) -> tuple[dict[str, str], bool]:
-    """Each queued experiment's name -> its status, and whether any worker is
-    left, from `dvc queue status`."""
-    lines = run(["dvc", "queue", "status"], project).stdout.splitlines()
-    # A row: task id, name, time created (two words), status; the table ends at a blank line.
-    rows = [line.split() for line in lines[1:lines.index("")]] if "" in lines else []
-    return {row[1]: row[-1] for row in rows}, "Worker status: 0 active, 0 idle" not in lines
-
-
-def wait_for_queue(project: Path) -> dict[str, str]:
-    """`dvc queue start` returns at once and its workers exit when the queue
-    is empty: wait until every task has ended and no worker is left."""
-    deadline = time.monotonic() + QUEUE_TIMEOUT
-    while time.monotonic() < deadline:
-        tasks, workers_left = queue_status(project)
-        if tasks and all(status in DONE for status in tasks.values()) and not workers_left:
-            return tasks
-        time.sleep(2)
-    raise AssertionError(f"the queue did not finish in {QUEUE_TIMEOUT:.0f} s: {queue_status(project)}")
-
-
 @pytest.mark.slow  # four experiments through DVC's queue, two at a time: about a minute on 2 idle cores
 def test_parallel_queue_workers_lose_no_run_and_never_find_the_store_locked(project):
     # The smallest pipeline that still runs two experiments side by side: no

@@ -22,7 +22,7 @@ import numpy as np
 import psycopg
 import pytest
 import yaml
-from conftest import LOOPBACK, free_port, make_project, mlflow_server, run
+from conftest import LOOPBACK, free_port, make_project, mlflow_server, run, wait_for_queue
 from mlflow.entities import LoggedModelStatus
 from mlflow.tracking import MlflowClient
 from PIL import Image
@@ -98,8 +98,8 @@ def query(database: str, sql: str) -> list[tuple]:
         return connection.execute(sql).fetchall()
 
 
-@pytest.mark.slow  # a real dvc repro and a server over a new database: about 40 s
-def test_the_pipeline_and_an_adhoc_run_log_to_a_postgresql_backed_server(team):
+@pytest.mark.slow  # a real dvc repro, two queued experiments and a server over a new database: about 70 s
+def test_the_pipeline_queue_workers_and_an_adhoc_run_log_to_a_postgresql_backed_server(team):
     project, url, database = team["project"], team["url"], team["database"]
     to_server = {"MLFLOW_TRACKING_URI": url}
     # Two clients at once, as in a team; and the ad-hoc run's start-up then overlaps DVC's bookkeeping.
@@ -152,3 +152,17 @@ def test_the_pipeline_and_an_adhoc_run_log_to_a_postgresql_backed_server(team):
     # ... and the bytes live in the server's artifact folder, not the project's.
     assert (team["artifacts"] / model_location.removeprefix("mlflow-artifacts:/") / "MLmodel").is_file()
     assert not (project / "mlartifacts").exists() and not (project / "mlflow.db").exists()
+
+    # DVC's queue workers, two at once in copies of the project, log there too
+    # (they take the variable from `dvc queue start`'s environment).
+    run(["dvc", "exp", "run", "--queue", "-S", "seeds=[2],[3]", "-S", "~paths.l2"], project, to_server)
+    run(["dvc", "queue", "start", "-j", "2"], project, to_server)
+    tasks = wait_for_queue(project)
+    assert sorted(tasks.values()) == ["Success", "Success"], tasks
+    queued = query(database, f"""
+        SELECT kind.value, r.status, count(*) FROM runs r
+        JOIN tags pipeline_run ON pipeline_run.run_uuid = r.run_uuid AND pipeline_run.key = 'pipeline_run'
+        JOIN tags kind ON kind.run_uuid = r.run_uuid AND kind.key = 'kind'
+        WHERE pipeline_run.value IN ({", ".join(f"'{name}'" for name in tasks)}) GROUP BY 1, 2 ORDER BY 1""")
+    assert queued == [("pipeline", "FINISHED", 2), ("recipe", "FINISHED", 4)]  # baseline and l2 of each seed
+    assert not (project / "mlflow.db").exists()

@@ -42,7 +42,8 @@ from pipeline.engine.network import Probabilities
 from pipeline.params import bad_config, config_dir
 from pipeline.tracking import sweeps
 from pipeline.tracking.runs import kept_step, log_evaluation, log_figures, train_tracked, training_input
-from pipeline.tracking.store import common_tags, connect, experiment_id, failing, run_url, tracking_uri, ui_command
+from pipeline.tracking.store import (PARENT, common_tags, connect, experiment_id, failing, run_url, tracking_uri,
+                                     ui_command)
 
 CONFIG_NAME = "train"
 # Hydra creates a directory for every run and job even when it writes nothing
@@ -68,7 +69,7 @@ def job(composed: DictConfig) -> None:
     tags = common_tags(dataset_name, "adhoc", data_sha256=checksum(splits), recipe=config.recipe)
     run_config = config.model_dump(mode="json", exclude={"seeds", "analysis"}, exclude_none=True)
     if sweep := sweeps.sweep_run():  # nested under the sweep's run, which its launching process ends
-        experiment, tags = sweeps.EXPERIMENT, tags | {sweeps.PARENT: sweep}
+        experiment, tags = sweeps.EXPERIMENT, tags | {PARENT: sweep}
     else:
         experiment = f"{dataset_name}-adhoc"
     # Parallel jobs (Hydra's joblib launcher) share one terminal: a bar each would garble it.

@@ -24,7 +24,7 @@ from pipeline.data.splits import SPLITS, load_splits
 from pipeline.engine import checkpoint
 from pipeline.engine.network import Probabilities
 from pipeline.tracking.runs import kept_step, log_evaluation, log_figures, training_input
-from pipeline.tracking.store import connect, failing
+from pipeline.tracking.store import PARENT, connect, failing
 
 
 def training_record(dataset: str, recipe: str, seeds) -> dict[int, dict]:
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     parents = set()  # the pipeline run's parent
     for seed, run_id in zip(trained.seeds, run_ids):
         try:
-            parents |= {client.get_run(run_id).data.tags.get("mlflow.parentRunId")} - {None}
+            parents |= {client.get_run(run_id).data.tags.get(PARENT)} - {None}
         except MlflowException:
             raise PipelineError(
                 f"MLflow run {run_id} of {args.dataset}/{args.recipe} (seed {seed}) is not in the tracking store; "

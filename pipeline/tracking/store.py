@@ -26,6 +26,9 @@ DB_NAME = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
 BATCH_LIMITS = {"metrics": 1000, "params": 100}  # MLflow's per-call limits of log_batch
 NOTE = "mlflow.note.content"  # the tag MLflow shows as an experiment's or run's description
+# The tag that nests a run under another (mlflow.utils.mlflow_tags.MLFLOW_PARENT_RUN_ID, which
+# would import all of MLflow here, before quiet_mlflow()).
+PARENT = "mlflow.parentRunId"
 # Tells MLflow's UI that an experiment trains models (its "Model training"
 # views), rather than letting it guess or open the GenAI ones.
 KIND = {"mlflow.experimentKind": "custom_model_development"}
@@ -128,12 +131,12 @@ def supersede(client, experiment: str, parent: str, match: dict[str, str], curre
     restorable, out of the default view), with their children; the current
     runs are then the ones a user sees."""
     identifier = experiment_id(client, experiment)
-    conditions = [f"tags.`mlflow.parentRunId` = {quoted(parent)}",
+    conditions = [f"tags.`{PARENT}` = {quoted(parent)}",
                   *(f"tags.{key} = {quoted(value)}" for key, value in match.items())]
     for run in client.search_runs([identifier], " and ".join(conditions)):
         if run.info.run_id in current:
             continue
-        children = client.search_runs([identifier], f"tags.`mlflow.parentRunId` = {quoted(run.info.run_id)}")
+        children = client.search_runs([identifier], f"tags.`{PARENT}` = {quoted(run.info.run_id)}")
         for old in [run, *children]:
             client.set_tag(old.info.run_id, "superseded_by", ",".join(current))
             client.delete_run(old.info.run_id)
@@ -271,7 +274,7 @@ def start_runs(client, experiment: str, names: list[str], tags: list[dict[str, s
     run_ids = []
     owner = owners.owner_tag()  # with the run itself: a process killed right after still owns it
     for name, run_tags, run_params in zip(names, tags, params):
-        nested = {"mlflow.parentRunId": parent} if parent else {}
+        nested = {PARENT: parent} if parent else {}
         run_id = client.create_run(experiment, run_name=name, tags=run_tags | nested | owner).info.run_id
         owners.owned([run_id])
         run_ids.append(run_id)

@@ -26,11 +26,10 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.tracking import owners
-from pipeline.tracking.store import NOTE, connect, experiment_id, git_commit, quoted, run_url, tracking_uri
+from pipeline.tracking.store import NOTE, PARENT, connect, experiment_id, git_commit, quoted, run_url, tracking_uri
 
 EXPERIMENT = "adhoc-sweeps"
 SWEEP_RUN_VARIABLE = "ADHOC_SWEEP_RUN"
-PARENT = "mlflow.parentRunId"
 
 # The parent this process opened and has not ended yet, for failing_sweep()
 # to end when a job's failure (or a signal) ends the sweep before on_multirun_end.

@@ -238,3 +238,26 @@ def wait_for_queue(project: Path) -> dict[str, str]:
             return tasks
         time.sleep(2)
     raise AssertionError(f"the queue did not finish in {QUEUE_TIMEOUT:.0f} s: {queue_status(project)}")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread_in_the_test_process():
+    """Trainings inside the test process run on one thread. Two pytest workers
+    share 2 cores, and two processes each spinning two OpenMP threads trained
+    several times slower (a measured 6x); the commands that tests start keep
+    torch's default. Tests of what torch's own threads do ask for them (torch_threads)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+@pytest.fixture
+def torch_threads():
+    """torch with as many threads as the machine has cores, as users run it:
+    tensors past 32 768 elements are then split between threads."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1)
+    yield torch.get_num_threads()
+    torch.set_num_threads(before)

@@ -23,10 +23,11 @@ from pipeline.engine.network import StackedNetwork
 from pipeline.engine.strengths import check_strengths
 from pipeline.techniques import Batch, Technique
 
-# Fused Adam updates every parameter in one kernel (elementwise as always, so
-# each network keeps its own state): 14% faster at K = 5. For plain SGD the
-# per-tensor update is faster.
-OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": functools.partial(torch.optim.Adam, fused=True)}
+# Adam's multi-tensor (foreach) update, not its fused kernel: the fused CPU
+# kernel rounds an element differently by where it falls in the tensor (vector
+# body or tail), so a network's update depended on K and on its place in the
+# batch (tests/engine/test_kernels.py). For plain SGD the per-tensor update is faster.
+OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": functools.partial(torch.optim.Adam, foreach=True)}
 CURVES = ("train_loss", "train_accuracy", "dev_loss", "dev_accuracy")
 
 

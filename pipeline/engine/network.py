@@ -14,14 +14,18 @@ import torch
 from torch import nn
 
 from pipeline.config import ModelConfig
+from pipeline.engine import kernels
 from pipeline.techniques import Batch, Technique
 
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "leaky_relu": nn.LeakyReLU}
+# torch's own sigmoid rounds by position in the tensor (see kernels); the others do not.
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": kernels.StackedSigmoid, "leaky_relu": nn.LeakyReLU}
 
 
 def as_tensors(X, y, dtype: torch.dtype = torch.float32,
                device: torch.device = torch.device("cpu")) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.as_tensor(X, dtype=dtype, device=device), torch.as_tensor(y, dtype=torch.long, device=device)
+    """Copies, never views of numpy's memory: torch's own allocations start on
+    64-byte boundaries, which the matrix products' rounding depends on (kernels)."""
+    return torch.tensor(X, dtype=dtype, device=device), torch.tensor(y, dtype=torch.long, device=device)
 
 
 class StackedLinear(nn.Module):
@@ -40,7 +44,9 @@ class StackedLinear(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         if not self.elementwise:
-            return torch.baddbmm(self.bias, h, self.weight)
+            if kernels.lined_up(h, self.weight):
+                return torch.baddbmm(self.bias, h, self.weight)
+            return kernels.StackedAffine.apply(h, self.weight, self.bias)
         if self.weight.shape[2] == 1:
             return (h * self.weight.transpose(1, 2)).sum(-1, keepdim=True) + self.bias
         return h * self.weight + self.bias
@@ -92,11 +98,10 @@ class StackedNetwork(nn.Sequential):
         k, m, outputs = logits.shape
         y = y.expand(k, m)
         if self.n_classes == 2:
-            losses = nn.functional.binary_cross_entropy_with_logits(logits[..., 0], y.to(logits.dtype),
-                                                                    reduction="none")
+            losses = kernels.binary_cross_entropy_with_logits(logits[..., 0], y.to(logits.dtype))
         else:
             losses = nn.functional.cross_entropy(logits.reshape(k * m, outputs), y.reshape(-1), reduction="none")
-        return losses.view(k, m).mean(1)
+        return kernels.row_means(losses.view(k, m))
 
     def predict(self, logits: torch.Tensor) -> torch.Tensor:
         """Class indices (K, m) from logits: threshold 0.5 (logit 0) or argmax."""
@@ -108,7 +113,7 @@ class StackedNetwork(nn.Sequential):
         """Class probabilities (K, m, classes); for two classes column 1 is P(class 1)."""
         logits = self(x)
         if self.n_classes == 2:
-            p = torch.sigmoid(logits)
+            p = kernels.sigmoid(logits)
             return torch.cat([1 - p, p], dim=-1)
         return torch.softmax(logits, dim=-1)
 

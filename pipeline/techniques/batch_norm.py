@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
+from pipeline.core.errors import PipelineError
 from pipeline.core.schema import Schema
 from pipeline.techniques.base import Technique
 
@@ -23,9 +23,11 @@ class BatchNormConfig(Schema):
 
 class StackedBatchNorm(nn.Module):
     """Batch norm of K networks, (K, m, units) -> same, each with its own batch
-    statistics, running statistics and scale and shift. torch's batch_norm
-    sees the K * units columns as channels, so every network is normalized
-    exactly as nn.BatchNorm1d would normalize it alone."""
+    statistics, running statistics and scale and shift, as nn.BatchNorm1d
+    normalizes one network alone. Written out from means over each network's
+    own rows rather than torch's batch_norm, whose gradient rounds a channel
+    differently by where it falls among the K * units channels (see
+    pipeline/engine/kernels.py)."""
 
     def __init__(self, k: int, units: int, momentum: float, dtype: torch.dtype, eps: float = 1e-5):
         super().__init__()
@@ -36,11 +38,20 @@ class StackedBatchNorm(nn.Module):
         self.register_buffer("running_var", torch.ones(k, units, dtype=dtype))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        k, m, units = h.shape
-        columns = h.transpose(0, 1).reshape(m, k * units)
-        normalized = F.batch_norm(columns, self.running_mean.view(-1), self.running_var.view(-1),
-                                  self.weight.view(-1), self.bias.view(-1), self.training, self.momentum, self.eps)
-        return normalized.view(m, k, units).transpose(0, 1)
+        m = h.shape[1]
+        if self.training:
+            if m < 2:
+                raise PipelineError("batch norm needs at least 2 examples per batch: raise trainer.batch_size")
+            mean = h.mean(1, keepdim=True)
+            centered = h - mean
+            variance = centered.square().mean(1, keepdim=True)
+            with torch.no_grad():  # the running variance is the unbiased one, as torch's
+                self.running_mean.mul_(1 - self.momentum).add_(mean.squeeze(1) * self.momentum)
+                self.running_var.mul_(1 - self.momentum).add_(variance.squeeze(1) * (m / (m - 1) * self.momentum))
+        else:
+            centered = h - self.running_mean.unsqueeze(1)
+            variance = self.running_var.unsqueeze(1)
+        return centered * torch.rsqrt(variance + self.eps) * self.weight.unsqueeze(1) + self.bias.unsqueeze(1)
 
 
 class BatchNorm(Technique):

@@ -122,22 +122,42 @@ def why_killed(tag: str | None, here: dict[str, str]) -> str | None:
     return f"owner process {pid} on {host} ended without ending the run"
 
 
-def end_orphans(client, experiment_id: str) -> list[str]:
-    """End as KILLED, with a `killed` tag saying why, the experiment's RUNNING
-    runs whose owner on this machine has ended; once per process and
-    experiment, with one search. Returns their ids."""
+def owned_running(client, experiment_id: str) -> list[tuple[str, str]]:
+    """(run id, owner tag) of the experiment's RUNNING runs that have an owner.
+    One search (one page: 1 000 runs; more are left to later processes);
+    deleted runs too, so that a restored run does not come back RUNNING."""
     from mlflow.entities import ViewType
 
+    runs = client.search_runs([experiment_id], "attributes.status = 'RUNNING'", run_view_type=ViewType.ALL)
+    return [(run.info.run_id, run.data.tags[OWNER]) for run in runs if OWNER in run.data.tags]
+
+
+def end_if_orphaned(client, run_id: str, tag: str, here: dict[str, str]) -> bool:
+    """End the run KILLED, with a `killed` tag saying why, if its owner (as
+    tag names it) has ended and the run is still RUNNING under that owner.
+
+    The order closes a race: the owner is judged dead first, then the run is
+    read again. A stage that released the run (deleting its tag) and exited
+    after the search did so before it died, so the fresh read shows the
+    release, and the run is left to the stage that goes on with it; a tag
+    still in place after its owner died was never released."""
+    reason = why_killed(tag, here)
+    if reason is None:
+        return False
+    run = client.get_run(run_id)
+    if run.info.status != "RUNNING" or run.data.tags.get(OWNER) != tag:
+        return False
+    client.set_tag(run_id, KILLED, reason)
+    client.set_terminated(run_id, "KILLED")
+    return True
+
+
+def end_orphans(client, experiment_id: str) -> list[str]:
+    """End as KILLED the experiment's RUNNING runs whose owner on this machine
+    has ended; once per process and experiment. Returns their ids."""
     key = (client.tracking_uri, experiment_id)
     if key in _looked_at or (here := this_process()) is None:
         return []
     _looked_at.add(key)
-    ended = []
-    # Deleted runs too: a restored run should not come back RUNNING. One page
-    # (1 000 runs): a store with more RUNNING runs leaves the rest to later processes.
-    for run in client.search_runs([experiment_id], "attributes.status = 'RUNNING'", run_view_type=ViewType.ALL):
-        if reason := why_killed(run.data.tags.get(OWNER), here):
-            client.set_tag(run.info.run_id, KILLED, reason)
-            client.set_terminated(run.info.run_id, "KILLED")
-            ended.append(run.info.run_id)
-    return ended
+    return [run_id for run_id, tag in owned_running(client, experiment_id)
+            if end_if_orphaned(client, run_id, tag, here)]

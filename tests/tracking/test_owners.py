@@ -27,3 +27,57 @@ def test_only_a_gone_owner_on_this_machine_is_named():
     assert why_killed(_owner(pid="../1"), here) is None
     for unowned in (None, "", "by hand", "pid=1"):  # a parent between stages, runs from before owners
         assert why_killed(unowned, here) is None
+
+
+# A stage that owns a run (a pipeline's parent), as the stages do: claim it,
+# say so, wait for a line on stdin, then release it and exit, or die holding it.
+STAGE = """
+import sys
+from mlflow import MlflowClient
+from pipeline.tracking import owners
+client = MlflowClient(sys.argv[1])
+owners.claim(client, [sys.argv[2]])
+print(owners.owner_tag()[owners.OWNER], flush=True)
+sys.stdin.readline()
+owners.release(client, [sys.argv[2]])
+"""
+
+
+def test_a_run_released_just_before_its_owner_exits_is_never_killed(tmp_path):
+    """The race that ended a live pipeline's parent KILLED: the sweep searched
+    while a stage owned the parent; the stage released it and exited; the
+    sweep then judged the owner from its search and found it dead. Here the
+    stage's release and exit happen exactly in that gap, every time."""
+    import subprocess
+    import sys
+
+    from mlflow import MlflowClient
+
+    from pipeline.tracking.owners import end_if_orphaned, owned_running
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("race", artifact_location=(tmp_path / "artifacts").as_uri())
+    run_id = client.create_run(experiment).info.run_id
+    here = this_process()
+
+    def stage():
+        child = subprocess.Popen([sys.executable, "-c", STAGE, uri, run_id], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True)
+        return child, child.stdout.readline().strip()
+
+    child, tag = stage()
+    assert owned_running(client, experiment) == [(run_id, tag)]  # the sweep's search: the stage owns the run
+    child.communicate("release\n", timeout=60)  # the stage releases the run and exits
+    assert child.returncode == 0
+    assert why_killed(tag, here) is not None  # judged from the search alone, the owner is dead: the old bug
+    assert not end_if_orphaned(client, run_id, tag, here)
+    assert client.get_run(run_id).info.status == "RUNNING"
+
+    child, tag = stage()  # a stage killed outright, still holding the run, is found out
+    assert owned_running(client, experiment) == [(run_id, tag)]
+    child.kill()
+    child.wait(timeout=60)
+    assert end_if_orphaned(client, run_id, tag, here)
+    run = client.get_run(run_id)
+    assert run.info.status == "KILLED" and run.data.tags["killed"].startswith(f"owner process {child.pid} ")

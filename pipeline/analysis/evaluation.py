@@ -23,7 +23,7 @@ def measure(net: StackedNetwork, splits: Splits) -> list[dict[str, dict[str, flo
 @torch.no_grad()
 def predict(net: StackedNetwork, X: np.ndarray) -> np.ndarray:
     """Class indices (K, n) the networks predict for the rows of X."""
-    return net.eval().predict(net(torch.as_tensor(X, dtype=net.dtype))).numpy()
+    return net.predict(net.evaluated(torch.as_tensor(X, dtype=net.dtype))).numpy()
 
 
 def per_class(y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarray) -> dict[str, dict[str, float]]:

@@ -376,10 +376,11 @@ STATISTIC_LABELS = {"squared_weight_sum": "sum of squared weights", "sparsity": 
 
 
 def regularization_path(path: Path, summary: list[dict], title: str, swept: str, statistic: str,
-                        selected: float | None) -> None:
+                        selected: float | None, one_se: float | None = None) -> None:
     """Accuracy and loss of train, dev and test against the swept value (log
     axis), each a mean line in a band of its 95% interval over seeds; the
-    weight statistic the technique acts on below; the value chosen on dev marked."""
+    weight statistic the technique acts on below; the values chosen on dev
+    marked: the best, and the one-standard-error choice."""
     strengths = np.array([s["strength"] for s in summary])
     fig, axes = plt.subplots(3, 1, figsize=(6, 8), sharex=True, height_ratios=[3, 2, 2])
     fig.subplots_adjust(left=0.13, right=0.97, bottom=0.07, top=0.94, hspace=0.08)
@@ -408,9 +409,14 @@ def regularization_path(path: Path, summary: list[dict], title: str, swept: str,
         ax.grid(alpha=0.3)
         if selected is not None:
             ax.axvline(selected, color="k", linewidth=0.8, linestyle="-.")
+        if one_se is not None and one_se != selected:
+            ax.axvline(one_se, color="tab:purple", linewidth=0.8, linestyle=":")
     if selected is not None:
-        axes[0].annotate(f"chosen on dev: {selected:g}", (selected, 1), xycoords=("data", "axes fraction"),
+        axes[0].annotate(f"best on dev: {selected:g}", (selected, 1), xycoords=("data", "axes fraction"),
                          xytext=(3, -12), textcoords="offset points", fontsize=8)
+    if one_se is not None:
+        axes[0].annotate(f"1-SE choice: {one_se:g}", (one_se, 1), xycoords=("data", "axes fraction"),
+                         xytext=(3, -24), textcoords="offset points", fontsize=8, color="tab:purple")
     n = summary[0]["train_accuracy"]["n"]
     fig.suptitle(f"{title}: mean and 95% interval over {n} seeds", fontsize=10)
     save(fig, path, tight=False)

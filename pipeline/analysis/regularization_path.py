@@ -1,12 +1,13 @@
 """A regularization path's numbers: one row per (strength, seed), their
-means and intervals over seeds per strength, and the strength chosen on dev."""
+means and intervals over seeds per strength, and the strengths chosen on dev:
+the best, and the one-standard-error choice."""
 
 from __future__ import annotations
 
 import csv
 import io
 
-from pipeline.analysis.statistics import interval
+from pipeline.analysis.statistics import interval, standard_error
 
 MEASURES = ["train_accuracy", "dev_accuracy", "test_accuracy", "train_loss", "dev_loss", "test_loss"]
 
@@ -60,3 +61,16 @@ def select(summary: list[dict]) -> dict | None:
     if summary[0]["dev_accuracy"] is None:
         return None
     return max(summary, key=lambda s: (s["dev_accuracy"]["mean"], -s["dev_loss"]["mean"]))
+
+
+def one_standard_error(table: list[dict], summary: list[dict], stronger: str) -> dict | None:
+    """The most regularized strength whose mean dev accuracy is within one
+    standard error (over seeds) of the best's: glmnet's lambda.1se, which
+    trades a difference the seeds cannot resolve for a simpler network.
+    stronger is "larger" or "smaller": which way regularizes more. None without a dev set."""
+    best = select(summary)
+    if best is None:
+        return None
+    error = standard_error([row["dev_accuracy"] for row in table if row["strength"] == best["strength"]])
+    within = [s for s in summary if s["dev_accuracy"]["mean"] >= best["dev_accuracy"]["mean"] - error]
+    return (max if stronger == "larger" else min)(within, key=lambda s: s["strength"])

@@ -6,8 +6,9 @@ batch, then evaluated on train, dev and test.
 
 Writes reports/<dataset>/paths/: <path>.csv (a row per strength and seed:
 the accuracies, losses and the weight statistic the technique acts on) and
-<path>.png (each against strength, with seed intervals and the strength
-chosen on dev marked); and logs an MLflow run per path (the figure), nested
+<path>.png (each against strength, with seed intervals and the strengths
+chosen on dev marked: the best, and the most regularized within one standard
+error of it); and logs an MLflow run per path (the figure), nested
 under the pipeline run's parent, with one child run per strength.
 """
 
@@ -20,7 +21,7 @@ from PIL import Image
 
 from pipeline.analysis import figures
 from pipeline.analysis.evaluation import evaluate
-from pipeline.analysis.regularization_path import by_strength, rows, select, to_csv
+from pipeline.analysis.regularization_path import by_strength, one_standard_error, rows, select, to_csv
 from pipeline.config import PARAMS_FILE, PipelineConfig, load_params
 from pipeline.core.atomic import atomic_dir, write_text
 from pipeline.core.errors import cli
@@ -29,8 +30,8 @@ from pipeline.data.splits import Splits, checksum, load_splits
 from pipeline.engine.fit import Member, fit
 from pipeline.techniques import TECHNIQUES
 from pipeline.tracking.runs import log_path, parent_of
-from pipeline.tracking.store import (NOTE, common_tags, connect, failing, flatten, pipeline_run_id, start_runs,
-                                     supersede)
+from pipeline.tracking.store import (NOTE, common_tags, connect, failing, flatten, log_metrics, pipeline_run_id,
+                                     start_runs, supersede)
 
 
 def run_path(dataset: str, name: str, params: PipelineConfig, splits: Splits, client, tags: dict,
@@ -53,15 +54,20 @@ def run_path(dataset: str, name: str, params: PipelineConfig, splits: Splits, cl
         documents, _ = evaluate(result.net, splits, params.analysis.sparsity_threshold)
         table = rows(path.values, params.seeds, documents, technique.statistic)
         summary = by_strength(table)
-        chosen = select(summary)
+        chosen, simpler = select(summary), one_standard_error(table, summary, technique.stronger)
         selected = chosen["strength"] if chosen else None
+        one_se = simpler["strength"] if simpler else None
         write_text(directory / f"{name}.csv", to_csv(table))
         figure = directory / f"{name}.png"
-        figures.regularization_path(figure, summary, f"{dataset}: {name} path", swept, technique.statistic, selected)
+        figures.regularization_path(figure, summary, f"{dataset}: {name} path", swept, technique.statistic, selected,
+                                    one_se)
         log_path(client, parent, dataset, summary, swept, tags | {"kind": "path strength", "path": name})
+        if chosen:
+            log_metrics(client, parent, [("strength_chosen_on_dev", selected, 0), ("strength_one_se", one_se, 0)])
         with Image.open(figure) as image:
             client.log_image(parent, image.convert("RGB"), key="regularization_path")
-    shown = f"chosen on dev: {swept} = {selected:g}" if chosen else "no dev set, nothing chosen"
+    shown = (f"chosen on dev: {swept} = {selected:g} (one-standard-error choice {one_se:g})" if chosen
+             else "no dev set, nothing chosen")
     return f"path {dataset}/{name}: {len(path.values)} values x {len(params.seeds)} seeds; {shown}"
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pipeline.analysis import figures
 from pipeline.analysis.evaluation import predict
-from pipeline.analysis.regularization_path import by_strength, from_csv, select
+from pipeline.analysis.regularization_path import by_strength, from_csv, one_standard_error, select
 from pipeline.analysis.summary import markdown, selected_on_dev, summarize
 from pipeline.analysis.web_page import web_page
 from pipeline.config import PARAMS_FILE, PipelineConfig, load_params
@@ -52,17 +52,23 @@ def read_metrics(dataset: str, params: PipelineConfig) -> dict[str, list[dict]]:
 
 
 def read_paths(dataset: str, params: PipelineConfig) -> dict[str, dict]:
-    """Per path: the swept key, the strength chosen on dev and its dev and test accuracy."""
+    """Per path: the swept key, the strengths chosen on dev (the best, and the
+    one-standard-error choice) and their dev and test accuracy."""
     chosen = {}
     for name, path in params.paths.items():
-        table = path_table(dataset, name)
+        file = path_table(dataset, name)
+        technique = TECHNIQUES[path.sweep]
         try:
-            best = select(by_strength(from_csv(table.read_text())))
+            table = from_csv(file.read_text())
+            summary = by_strength(table)
+            best, simpler = select(summary), one_standard_error(table, summary, technique.stronger)
         except (OSError, ValueError, KeyError):
-            raise PipelineError(f"{table} is missing or corrupt: run dvc repro") from None
+            raise PipelineError(f"{file} is missing or corrupt: run dvc repro") from None
         if best is not None:
-            chosen[name] = {"sweeps": f"{path.sweep}.{TECHNIQUES[path.sweep].sweeps}", "selected": best["strength"],
-                            "dev_accuracy": best["dev_accuracy"], "test_accuracy": best["test_accuracy"]}
+            chosen[name] = {"sweeps": f"{path.sweep}.{technique.sweeps}", "selected": best["strength"],
+                            "dev_accuracy": best["dev_accuracy"], "test_accuracy": best["test_accuracy"],
+                            "one_se": {"strength": simpler["strength"], "dev_accuracy": simpler["dev_accuracy"],
+                                       "test_accuracy": simpler["test_accuracy"]}}
     return chosen
 
 

@@ -80,6 +80,8 @@ class Technique:
     name: ClassVar[str]
     Config: ClassVar[type[Schema]]
     sweeps: ClassVar[str | None] = None  # the config key a regularization path varies
+    # which way along that key regularizes more: "larger" (a strength) or "smaller" (max-norm's c, a keep probability)
+    stronger: ClassVar[str] = "larger"
     # the weight statistic a path plots against strength (a key of analysis.weights)
     statistic: ClassVar[str] = "squared_weight_sum"
 

@@ -44,6 +44,7 @@ class Dropout(Technique):
     name = "dropout"
     Config = DropoutConfig
     sweeps = "keep_prob"  # every hidden layer's, set to the path's value
+    stronger = "smaller"
     statistic = "squared_weight_sum"
 
     @classmethod

@@ -24,6 +24,7 @@ class MaxNorm(Technique):
     name = "max_norm"
     Config = MaxNormConfig
     sweeps = "c"
+    stronger = "smaller"
     statistic = "max_column_norm"
 
     @classmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.analysis.regularization_path import by_strength, from_csv, rows, select, to_csv
+from pipeline.analysis.regularization_path import by_strength, from_csv, one_standard_error, rows, select, to_csv
 
 
 def document(train: float, dev: float | None, test: float, statistic: float) -> dict:
@@ -54,3 +54,28 @@ def test_without_a_dev_set_nothing_is_chosen_and_csv_round_trips():
     table = rows(VALUES, SEEDS, docs, "squared_weight_sum")
     assert select(by_strength(table)) is None
     assert from_csv(to_csv(table)) == table
+
+
+def path_with_dev(devs: dict[float, list[float]]) -> list[dict]:
+    """A table whose dev accuracies are given per strength (one per seed)."""
+    values, seeds = list(devs), list(range(len(next(iter(devs.values())))))
+    docs = [document(0.95, devs[v][s], 0.9, 1) for v in values for s in seeds]
+    return rows(values, seeds, docs, "squared_weight_sum")
+
+
+def test_the_one_standard_error_choice_is_the_most_regularized_within_one_error_of_the_best():
+    # best at 1.0: mean 0.92, seeds 0.90 and 0.94, so its standard error is 0.02 (sd 0.0283 / sqrt 2)
+    devs = {0.01: [0.88, 0.88], 0.1: [0.905, 0.905], 1.0: [0.90, 0.94], 3.0: [0.901, 0.901], 10.0: [0.899, 0.899],
+            30.0: [0.70, 0.70]}
+    table = path_with_dev(devs)
+    summary = by_strength(table)
+    assert select(summary)["strength"] == 1.0
+    # within 0.92 - 0.02 = 0.90: 0.1, 1.0 and 3.0 (10.0's 0.899 is just outside); the strongest of them
+    assert one_standard_error(table, summary, "larger")["strength"] == 3.0
+    # for a technique that regularizes more as its value shrinks (max-norm's c, keep_prob), the smallest
+    assert one_standard_error(table, summary, "smaller")["strength"] == 0.1
+    # seeds that agree exactly leave no slack: the best is the choice
+    exact = path_with_dev({0.1: [0.9, 0.9], 1.0: [0.92, 0.92], 10.0: [0.919, 0.919]})
+    assert one_standard_error(exact, by_strength(exact), "larger")["strength"] == 1.0
+    no_dev = rows(VALUES, SEEDS, [document(0.9, None, 0.9, 1) for _ in range(6)], "squared_weight_sum")
+    assert one_standard_error(no_dev, by_strength(no_dev), "larger") is None

@@ -15,6 +15,7 @@ tests/engine/test_kernels.py holds every op the engine calls to that.
 
 from __future__ import annotations
 
+import collections
 import functools
 
 import torch
@@ -95,37 +96,56 @@ def row_means(values: torch.Tensor) -> torch.Tensor:
 _ALIGNMENT = 64  # bytes; torch's CPU allocations start on such a boundary
 
 
-def _by_rows(t: torch.Tensor) -> bool:
-    return t.stride(2) == 1 and t.stride(1) >= t.shape[2]
-
-
 def _by_columns(t: torch.Tensor) -> bool:
     return t.stride(1) == 1 and t.stride(2) >= t.shape[1]
 
 
-def _aligned(t: torch.Tensor) -> torch.Tensor:
-    """t if each of its (r, c) matrices starts on a 64-byte boundary and is
-    stored by rows or by columns, else a copy that is, stored as t is (MKL's
-    routine depends on it). Judged by the strides, which are the same for
-    one network as for many; a matrix shared by all (stride 0) is copied once."""
-    by_columns = _by_columns(t)
-    if ((_by_rows(t) or by_columns) and t.data_ptr() % _ALIGNMENT == 0
-            and t.stride(0) * t.element_size() % _ALIGNMENT == 0):
+def _lined_up(t: torch.Tensor) -> bool:
+    """Each (r, c) matrix of t starts on a 64-byte boundary and is stored by
+    rows or by columns (a copy keeps which: MKL's routine depends on it)."""
+    return (((t.stride(2) == 1 and t.stride(1) >= t.shape[2]) or _by_columns(t))
+            and t.data_ptr() % _ALIGNMENT == 0
+            and (t.shape[0] == 1 or t.stride(0) * t.element_size() % _ALIGNMENT == 0))
+
+
+# Aligned buffers to copy operands into, kept between steps (their padding
+# stays zero): allocating and zeroing them every product cost more than it.
+_buffers: collections.OrderedDict[tuple, torch.Tensor] = collections.OrderedDict()
+_KEPT_BUFFERS = 32
+
+
+def _buffer(role: str, k: int, r: int, c: int, by_columns: bool, like: torch.Tensor) -> torch.Tensor:
+    """A zeroed (k, r, c) tensor whose matrices start on 64-byte boundaries,
+    stored by columns or by rows; one per role and shape."""
+    key = (role, k, r, c, by_columns, like.dtype, like.device)
+    if (buffer := _buffers.get(key)) is not None:
+        _buffers.move_to_end(key)
+        return buffer
+    rows, columns = (c, r) if by_columns else (r, c)
+    per = _ALIGNMENT // like.element_size()
+    storage = torch.zeros(k, -(-rows * columns // per) * per, dtype=like.dtype, device=like.device)
+    buffer = storage[:, :rows * columns].view(k, rows, columns)
+    _buffers[key] = buffer.transpose(1, 2) if by_columns else buffer
+    if len(_buffers) > _KEPT_BUFFERS:
+        _buffers.popitem(last=False)
+    return _buffers[key]
+
+
+def _operand(t: torch.Tensor, role: str, widen: tuple[int, int] | None = None) -> torch.Tensor:
+    """t as MKL must see it: in aligned blocks (a copy, stored by rows or by
+    columns as t is, since MKL's routine depends on that too), and widened
+    with zeros along dim to size if widen = (dim, size). A matrix all networks
+    share (stride 0) is copied once."""
+    if widen is None and _lined_up(t):
         return t
-    if t.stride(0) == 0:
-        return _aligned(t[:1].clone()).expand(t.shape)
-    if by_columns:
-        return _aligned(t.transpose(1, 2)).transpose(1, 2)
-    k, r, c = t.shape
-    per = _ALIGNMENT // t.element_size()
-    return torch.empty(k, -(-r * c // per) * per, dtype=t.dtype, device=t.device)[:, :r * c].view(k, r, c).copy_(t)
-
-
-def _widened(t: torch.Tensor, dim: int, size: int) -> torch.Tensor:
-    """t with zeros appended along dim (1 or 2) up to size."""
-    shape = list(t.shape)
-    shape[dim] = size - shape[dim]
-    return torch.cat([t, t.new_zeros(shape).expand(*shape)], dim)
+    k = t.shape[0]
+    source = t[:1] if t.stride(0) == 0 else t
+    shape = list(source.shape)
+    if widen is not None:
+        shape[widen[0]] = widen[1]
+    buffer = _buffer(role, *shape, _by_columns(t), like=t)
+    buffer[:, :t.shape[1], :t.shape[2]].copy_(source)
+    return buffer.expand(k, -1, -1) if source is not t else buffer
 
 
 @functools.lru_cache(maxsize=None)
@@ -153,14 +173,11 @@ def batched_matmul(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None =
     k, r, c = a.shape
     n = b.shape[2]
     padding = _result_padding(r, c, n, _ALIGNMENT // a.element_size())
-    if padding is not None:
-        dim, size = padding
-        if dim == 2:
-            b = _widened(b, 2, size)
-            bias = None if bias is None else _widened(bias, 2, size)
-        else:
-            a = _widened(a, 1, size)
-    a, b = _aligned(a), _aligned(b)
+    widen_b = padding if padding is not None and padding[0] == 2 else None
+    a = _operand(a, "a", padding if padding is not None and padding[0] == 1 else None)
+    b = _operand(b, "b", widen_b)
+    if bias is not None and widen_b is not None:
+        bias = _operand(bias, "bias", widen_b)
     if k == 1:
         a, b = a.expand(2, -1, -1), b.expand(2, -1, -1)
         bias = None if bias is None else bias.expand(2, -1, -1)
@@ -176,7 +193,7 @@ def lined_up(h: torch.Tensor, weight: torch.Tensor) -> bool:
     fan_out = weight.shape[2]
     per = _ALIGNMENT // h.element_size()
     return (k > 1 and m * fan_in % per == 0 and fan_in * fan_out % per == 0 and m * fan_out % per == 0
-            and _aligned(h) is h and _aligned(weight) is weight)
+            and _lined_up(h) and _lined_up(weight))
 
 
 class StackedAffine(torch.autograd.Function):

@@ -11,7 +11,6 @@ networks, each with its own optimizer state.
 
 from __future__ import annotations
 
-import functools
 
 import pytorch_lightning as pl
 import torch
@@ -19,15 +18,15 @@ from torch.utils.data import DataLoader
 
 from pipeline.config import TrainerConfig
 from pipeline.core.errors import PipelineError
+from pipeline.engine.adam import Adam
 from pipeline.engine.network import StackedNetwork
 from pipeline.engine.strengths import check_strengths
 from pipeline.techniques import Batch, Technique
 
-# Adam's multi-tensor (foreach) update, not its fused kernel: the fused CPU
-# kernel rounds an element differently by where it falls in the tensor (vector
-# body or tail), so a network's update depended on K and on its place in the
-# batch (tests/engine/test_kernels.py). For plain SGD the per-tensor update is faster.
-OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": functools.partial(torch.optim.Adam, foreach=True)}
+# Adam: the engine's own (pipeline/engine/adam.py), torch's arithmetic over the
+# whole batch at once and the same bits wherever a network sits in it. For
+# plain SGD torch's per-tensor update is faster.
+OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": Adam}
 CURVES = ("train_loss", "train_accuracy", "dev_loss", "dev_accuracy")
 
 

@@ -16,8 +16,8 @@ from pipeline.techniques import Technique
 
 # How many times the data loss a network's penalty may be at step 0. A network
 # already learns nothing at about 50 (moons, L2 100 under Adam); the project's
-# paths reach 65 at their top (L1 30 on moons or circles, 200 training points:
-# 43 to 65 over five seeds; L2 30: 10 to 17) and the presets stay near 1
+# paths reach 62 at their top (L1 30 on moons or circles, 200 training points:
+# 42 to 62 over eight seeds; L2 30: 10 to 16) and the presets stay near 1
 # (mnist_article L1 2.1, L2 0.11; football L2 0.05). L2 1e6 on moons is 4e5.
 MAX_PENALTY_RATIO = 1e4
 

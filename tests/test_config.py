@@ -75,7 +75,7 @@ def test_committed_params_are_the_hydra_composition_of_conf(monkeypatch):
 def test_lookups_by_name():
     params = load_params(ROOT / "params.yaml")
     assert params.recipe("l2") == RecipeConfig(l2=L2Config(strength=1.0, regularize_bias=False))
-    assert params.dataset("moons").source.n_samples == 5700
+    assert params.dataset("moons").source.n_samples == 50700
     assert params.path("dropout").recipe_at(0.3).dropout.keep_prob == [0.3, 0.3]
     with pytest.raises(PipelineError, match=r"unknown recipe 'l3': params.yaml has \['augmentation', 'baseline', "):
         params.recipe("l3")

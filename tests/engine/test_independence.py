@@ -27,7 +27,8 @@ from pipeline.engine.fit import Member, fit
 
 PARAMS = load_params(ROOT / "params.yaml")
 SEED = 3
-BATCHES = [(SEED,), (1, SEED), (0, 1, 2, SEED, 4)]
+SEEDS = (0, 1, 2, SEED, 4)
+BATCHES = [(SEED,), (1, SEED), SEEDS]
 
 
 @functools.cache
@@ -82,15 +83,15 @@ class TestFloat64(Suite):
 class TestPathScale:
     def test_a_network_among_hundreds_is_the_network_trained_alone(self, torch_threads):
         """The l2 path at 40 strengths x 5 seeds (200 networks, tensors that
-        PyTorch splits between threads) against the default path's 10 x 5 and
+        PyTorch splits between threads) and at its 10 strengths x 5 seeds,
         against each network alone."""
         path = PARAMS.path("l2")
         wide = sorted({*path.values, *np.geomspace(min(path.values), max(path.values), 32).tolist()})
-        assert len(wide) * len(PARAMS.seeds) >= 200
+        assert len(wide) * len(SEEDS) >= 200
         compared = [path.values[0], path.values[len(path.values) // 2], path.values[-1]]
         for values in (wide, list(path.values)):
-            members = [Member(seed, path.recipe_at(v)) for v in values for seed in PARAMS.seeds]
-            places = [values.index(v) * len(PARAMS.seeds) + PARAMS.seeds.index(SEED) for v in compared]
+            members = [Member(seed, path.recipe_at(v)) for v in values for seed in SEEDS]
+            places = [values.index(v) * len(SEEDS) + SEEDS.index(SEED) for v in compared]
             batched = outcomes(members, places, "moons", "32-true")
             for value, among in zip(compared, batched):
                 alone = outcomes([Member(SEED, path.recipe_at(value))], [0], "moons", "32-true")[0]

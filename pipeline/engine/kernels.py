@@ -108,15 +108,17 @@ def _lined_up(t: torch.Tensor) -> bool:
             and (t.shape[0] == 1 or t.stride(0) * t.element_size() % _ALIGNMENT == 0))
 
 
-# Aligned buffers to copy operands into, kept between steps (their padding
-# stays zero): allocating and zeroing them every product cost more than it.
+# Aligned buffers to copy operands into, kept between steps: allocating them
+# for every product cost more than the product. What a buffer holds beyond
+# the operand copied in (a wider shape's extra rows or columns) only reaches
+# the rows or columns of the result that are cut off.
 _buffers: collections.OrderedDict[tuple, torch.Tensor] = collections.OrderedDict()
 _KEPT_BUFFERS = 32
 
 
 def _buffer(role: str, k: int, r: int, c: int, by_columns: bool, like: torch.Tensor) -> torch.Tensor:
-    """A zeroed (k, r, c) tensor whose matrices start on 64-byte boundaries,
-    stored by columns or by rows; one per role and shape."""
+    """A (k, r, c) tensor whose matrices start on 64-byte boundaries, stored
+    by columns or by rows; one per role and shape."""
     key = (role, k, r, c, by_columns, like.dtype, like.device)
     if (buffer := _buffers.get(key)) is not None:
         _buffers.move_to_end(key)
@@ -134,8 +136,8 @@ def _buffer(role: str, k: int, r: int, c: int, by_columns: bool, like: torch.Ten
 def _operand(t: torch.Tensor, role: str, widen: tuple[int, int] | None = None) -> torch.Tensor:
     """t as MKL must see it: in aligned blocks (a copy, stored by rows or by
     columns as t is, since MKL's routine depends on that too), and widened
-    with zeros along dim to size if widen = (dim, size). A matrix all networks
-    share (stride 0) is copied once."""
+    along dim to size if widen = (dim, size). A matrix all networks share
+    (stride 0) is copied once."""
     if widen is None and _lined_up(t):
         return t
     k = t.shape[0]
@@ -152,8 +154,8 @@ def _operand(t: torch.Tensor, role: str, widen: tuple[int, int] | None = None) -
 def _result_padding(r: int, c: int, n: int, per: int) -> tuple[int, int] | None:
     """(dim, size): where an (r, c) @ (c, n) product's r x n blocks cannot all
     start on a boundary (r n not a multiple of per values), widen b's columns
-    (dim 2) or a's rows (dim 1) with zeros until they can, whichever copies
-    and computes less; the zeros add exact zeros, the same for every network."""
+    (dim 2) or a's rows (dim 1) until they can, whichever copies and computes
+    less; the extra columns or rows of the result are cut off."""
     if r * n % per == 0:
         return None
     wider = next(w for w in range(n + 1, n + per + 1) if r * w % per == 0)
@@ -185,7 +187,7 @@ def batched_matmul(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None =
     return product[:k, :r, :n]
 
 
-def lined_up(h: torch.Tensor, weight: torch.Tensor) -> bool:
+def aligned_already(h: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether torch's own batched product and its gradients already see
     every block aligned, for two networks or more: then they compute what
     StackedAffine would, without its copies (the default network's case)."""

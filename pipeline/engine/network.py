@@ -44,7 +44,7 @@ class StackedLinear(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         if not self.elementwise:
-            if kernels.lined_up(h, self.weight):
+            if kernels.aligned_already(h, self.weight):
                 return torch.baddbmm(self.bias, h, self.weight)
             return kernels.StackedAffine.apply(h, self.weight, self.bias)
         if self.weight.shape[2] == 1:

@@ -56,7 +56,7 @@ def test_committed_params_validate():
         "augmentation", "dropout_max_norm", "dropout_l2",
     ]
     assert params.suite["dropout_max_norm"].techniques() == ["max_norm", "dropout"]
-    assert params.seeds == [0, 1, 2, 3, 4]
+    assert params.seeds == [0, 1, 2, 3, 4, 5, 6, 7]
     assert list(params.paths) == ["l2", "l1", "max_norm", "dropout", "augmentation"]
     assert all(8 <= len(path.values) <= 12 for path in params.paths.values())
     assert params.suite["l2"].techniques() == ["l2"]

@@ -273,14 +273,19 @@ def start_runs(client, experiment: str, names: list[str], tags: list[dict[str, s
     experiment = experiment_id(client, experiment)
     run_ids = []
     owner = owners.owner_tag()  # with the run itself: a process killed right after still owns it
-    for name, run_tags, run_params in zip(names, tags, params):
-        nested = {PARENT: parent} if parent else {}
-        run_id = client.create_run(experiment, run_name=name, tags=run_tags | nested | owner).info.run_id
-        owners.owned([run_id])
-        run_ids.append(run_id)
-        entries = [Param(key, value) for key, value in run_params.items()]
-        for start in range(0, len(entries), BATCH_LIMITS["params"]):
-            client.log_batch(run_id, params=entries[start:start + BATCH_LIMITS["params"]])
+    try:
+        for name, run_tags, run_params in zip(names, tags, params):
+            nested = {PARENT: parent} if parent else {}
+            run_id = client.create_run(experiment, run_name=name, tags=run_tags | nested | owner).info.run_id
+            owners.owned([run_id])
+            run_ids.append(run_id)
+            entries = [Param(key, value) for key, value in run_params.items()]
+            for start in range(0, len(entries), BATCH_LIMITS["params"]):
+                client.log_batch(run_id, params=entries[start:start + BATCH_LIMITS["params"]])
+    except BaseException:  # a signal between two runs: those already made must not stay RUNNING
+        for run_id in run_ids:
+            client.set_terminated(run_id, "FAILED")
+        raise
     return run_ids
 
 
@@ -303,8 +308,8 @@ def failing(client, run_ids: list[str], parents: list[str] = ()) -> Iterator[Non
     the block this process owns them all, so that if it is killed outright
     (SIGKILL) they end KILLED instead (owners); the parents, left RUNNING for
     the next stage, have no owner after it."""
-    owners.claim(client, [*run_ids, *parents])
     try:
+        owners.claim(client, [*run_ids, *parents])
         yield
     except BaseException:
         for run_id in [*run_ids, *parents]:

@@ -55,9 +55,9 @@ def test_report_gives_intervals_paired_differences_and_the_path(built_project):
     interval = r"[\d.]+% \[[\d.]+, [\d.]+\]"
     for recipe in RECIPES:
         assert re.search(rf"^\| {recipe} \| {interval} \| {interval} \| {interval} \|", summary, re.M), summary
-    assert re.search(r"^\| l2 \|.*\| [+-][\d.]+ \[[+-][\d.]+, [+-][\d.]+\] pts \| "
-                     r"(higher than baseline|lower than baseline|not separated) \|.*\| sum W\^2 [\d.]+ \|$",
-                     summary, re.M), summary
+    assert re.search(r"^\| l2 \|.*\| [+-][\d.]+ \[[+-][\d.]+, [+-][\d.]+\] pts \| [\d.e-]+, [\d.e-]+ \| "
+                     r"(higher than baseline|lower than baseline|not separated) \| \d+% \[\d+, \d+\] \| "
+                     r"(\d+|—) \|.*\| sum W\^2 [\d.]+ \|$", summary, re.M), summary
     assert re.search(r"^\| l2 \| l2.strength \| (0.1|1|10) \| ", summary, re.M), summary
     table = json.loads((built_project / "reports/moons/summary.json").read_text())
     assert table["test_size"] == 30 and table["seeds"] == SEEDS
@@ -69,6 +69,8 @@ def test_report_gives_intervals_paired_differences_and_the_path(built_project):
     assert l2["test_accuracy"]["mean"] == pytest.approx(sum(m["test"]["accuracy"] for m in metrics) / 2)
     assert table["chosen_on_dev"]["recipe"] in RECIPES
     assert table["paths"]["l2"]["selected"] in (0.1, 1, 10)
+    assert table["paths"]["l2"]["one_se"]["strength"] >= table["paths"]["l2"]["selected"]  # L2: larger is stronger
+    assert l2["p_value"] <= l2["p_value_holm"] <= 1 and 0 <= l2["beats_baseline"]["mean"] <= 1
     report_figures = built_project / "reports/moons/figures"
     assert sorted(p.name for p in report_figures.iterdir()) == ["decision_boundaries.png", "weight_histograms.png"]
     assert all(png.read_bytes()[:4] == b"\x89PNG" for png in report_figures.iterdir())

@@ -135,6 +135,10 @@ class PipelineConfig(Schema):
             raise PipelineError(f"unknown recipe {name!r}: params.yaml has {sorted(self.suite)}")
         return self.suite[name]
 
+    def compared(self) -> list[str]:
+        """The suite's recipes in the order reports compare them: the baseline (no technique) first."""
+        return sorted(self.suite, key=lambda recipe: bool(self.suite[recipe].techniques()))
+
     def path(self, name: str) -> PathConfig:
         if name not in self.paths:
             raise PipelineError(f"unknown path {name!r}: params.yaml has {sorted(self.paths)}")

@@ -29,8 +29,6 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from pipeline.analysis import figures
-from pipeline.analysis.evaluation import evaluate
 from pipeline.analysis.statistics import interval
 from pipeline.config import AdhocConfig
 from pipeline.core.errors import PipelineError, cli
@@ -41,9 +39,11 @@ from pipeline.engine.fit import Member
 from pipeline.engine.network import Probabilities
 from pipeline.params import bad_config, config_dir
 from pipeline.tracking import sweeps
-from pipeline.tracking.runs import kept_step, log_evaluation, log_figures, train_tracked, training_input
-from pipeline.tracking.store import (PARENT, common_tags, connect, experiment_id, failing, run_url, tracking_uri,
-                                     ui_command)
+from pipeline.tracking.runs import NetworkRecord, log_network, seed_run_name, training_input
+from pipeline.tracking.store import (PARENT, common_tags, connect, experiment_id, failing, flatten, run_url,
+                                     start_runs, tracking_uri, ui_command)
+from pipeline.usecases.evaluation import evaluate_and_draw
+from pipeline.usecases.training import train
 
 CONFIG_NAME = "train"
 # Hydra creates a directory for every run and job even when it writes nothing
@@ -75,28 +75,26 @@ def job(composed: DictConfig) -> None:
     # Parallel jobs (Hydra's joblib launcher) share one terminal: a bar each would garble it.
     progress = sys.stdout.isatty() and multiprocessing.parent_process() is None
     client = connect()
-    trained, result, run_ids = train_tracked(
-        client, [Member(seed, config.regularization) for seed in config.seeds], config.model, config.trainer, splits,
-        experiment=experiment, names=[config.recipe] * len(config.seeds),
-        tags=[tags | {"seed": str(seed)} for seed in config.seeds],
-        configs=[run_config | {"seed": seed} for seed in config.seeds], progress=progress)
-
-    documents, y_pred = evaluate(trained.net, splits, config.analysis.sparsity_threshold)
-    grid = figures.plane(splits) if splits.n_features == 2 else None
-    proba = figures.probabilities(trained.net, *grid) if grid is not None else None
-    example = torch.as_tensor(splits.X["train"][:5], dtype=trained.net.dtype)
-    dataset = training_input(dataset_name, splits)
-    with failing(client, run_ids), tempfile.TemporaryDirectory() as tmp:
-        for k, run_id in enumerate(run_ids):
-            directory = Path(tmp) / str(k)
+    configs = [run_config | {"seed": seed} for seed in config.seeds]
+    run_ids = start_runs(client, experiment, [seed_run_name(config.recipe, seed) for seed in config.seeds],
+                         [tags | {"kind": "seed", "seed": str(seed)} for seed in config.seeds],
+                         [flatten(c) for c in configs])
+    with failing(client, run_ids), tempfile.TemporaryDirectory() as tmp:  # a failure or a signal: runs FAILED
+        training = train([Member(seed, config.regularization) for seed in config.seeds], config.model,
+                         config.trainer, splits, progress=progress)
+        trained, result = training.trained, training.result
+        directories = [Path(tmp) / str(seed) for seed in config.seeds]
+        for directory in directories:
             directory.mkdir()
-            figures.network_figures(directory, config.recipe, splits, documents[k], result.curves[k],
-                                    figures.weight_matrices(trained.net, k), y_pred[k],
-                                    proba[k] if proba is not None else None, grid, result.figures[k].get("best_step"))
-            documents[k]["training"] = {"steps": result.steps[k], **result.figures[k]}
-            log_evaluation(client, run_id, documents[k], Probabilities(trained.single(k)), example,
-                           f"{config.recipe}-seed-{config.seeds[k]}", dataset)
-            log_figures(client, run_id, directory, kept_step(documents[k]["training"]))
+        documents = evaluate_and_draw(trained, splits, config.analysis.sparsity_threshold, config.recipe, result.curves,
+                                      [{"steps": steps, **figures} for steps, figures in zip(result.steps, result.figures)],
+                                      directories)
+        example = torch.as_tensor(splits.X["train"][:5], dtype=trained.net.dtype)
+        dataset = training_input(dataset_name, splits)
+        for k, (seed, run_id) in enumerate(zip(config.seeds, run_ids)):
+            record = NetworkRecord(config.recipe, seed, configs[k], result.curves[k], documents[k], directories[k],
+                                   training.snapshots[k], Probabilities(trained.single(k)))
+            log_network(client, run_id, record, example, dataset)
 
     uri, adhoc_experiment_id = tracking_uri(), experiment_id(client, experiment)
     lines = [f"ad-hoc {dataset_name}/{config.recipe}: MLflow experiment {experiment} in {uri}"]

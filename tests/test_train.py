@@ -44,7 +44,7 @@ def test_adhoc_run_with_hydra_overrides_is_tracked_per_seed(project):
     runs = client.search_runs([experiment.experiment_id])
     assert sorted(r.data.tags["seed"] for r in runs) == ["0", "1", "2"]
     for r in runs:
-        assert r.info.run_name == "l2+dropout" and r.info.status == "FINISHED"
+        assert r.info.run_name == f"l2+dropout · seed {r.data.tags['seed']}" and r.info.status == "FINISHED"
         assert r.data.tags["source"] == "adhoc"
         assert r.data.params["regularization.l2.strength"] == "0.5"
         assert r.data.params["regularization.dropout.keep_prob.1"] == "0.5"

@@ -3,9 +3,7 @@ confusion matrices, weight histograms, image figures, and regularization paths."
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
-from typing import Iterator
 
 import matplotlib
 
@@ -442,13 +440,10 @@ def network_figures(directory: Path, name: str, splits: Splits, document: dict, 
         first_layer_weights(directory / "first_layer_weights.png", weights[0].T, shape, name)
 
 
-@contextlib.contextmanager
-def drawing(jobs: list[tuple]) -> Iterator[None]:
-    """network_figures(*job) for every job, spread over the machine's cores,
-    while the with-block runs (an evaluation logs its models to MLflow
-    meanwhile); all drawn when it ends. Drawing is most of an evaluation's
-    time, and one core would sit idle. Forked workers inherit the loaded
-    libraries; the jobs are plain arrays."""
+def draw_networks(jobs: list[tuple]) -> None:
+    """network_figures(*job) for every job, spread over the machine's cores:
+    drawing is most of an evaluation's time. Forked workers inherit the
+    loaded libraries; the jobs are plain arrays."""
     import multiprocessing
     import os
     from concurrent.futures import ProcessPoolExecutor
@@ -457,12 +452,9 @@ def drawing(jobs: list[tuple]) -> Iterator[None]:
     if workers < 2:
         for job in jobs:
             network_figures(*job)
-        yield
         return
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        drawn = [pool.submit(_draw, job) for job in jobs]
-        yield
-        for future in drawn:
+        for future in [pool.submit(_draw, job) for job in jobs]:
             future.result()  # re-raises a worker's error here
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 
 def model_dir(dataset: str, recipe: str) -> Path:
-    """The train stage's outputs: model.pt (every seed's network), training.json, history.csv."""
+    """The train stage's outputs: model.pt (every seed's network), training.json, history.csv,
+    boundary_during_training/."""
     return Path("models") / dataset / recipe
 
 
@@ -15,13 +16,18 @@ def model_path(dataset: str, recipe: str) -> Path:
 
 
 def training_record_path(dataset: str, recipe: str) -> Path:
-    """Per seed: its MLflow run id, the steps it took, its techniques' figures."""
+    """Per seed: the steps it took, its techniques' figures."""
     return model_dir(dataset, recipe) / "training.json"
 
 
 def history_path(dataset: str, recipe: str) -> Path:
     """Per seed, the learning curves: train and dev loss and accuracy every eval_every steps."""
     return model_dir(dataset, recipe) / "history.csv"
+
+
+def snapshots_dir(dataset: str, recipe: str) -> Path:
+    """Per seed, the decision boundary as it formed (points in the plane): seed_<seed>_step_<step>.png."""
+    return model_dir(dataset, recipe) / "boundary_during_training"
 
 
 def metrics_path(dataset: str, recipe: str, seed: int) -> Path:

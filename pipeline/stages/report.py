@@ -10,8 +10,7 @@ test_accuracy.json (each recipe's mean test accuracy: DVC's metrics, compact
 enough for `dvc metrics show` and `dvc exp show`), figures/ (all recipes
 side by side, first seed: decision boundaries or first-layer weights, and
 weight histograms) and index.html (all of it in one page that opens
-offline); logs them into the pipeline run's parent run in the dataset's
-MLflow experiment (the summary becomes its description), which it then ends.
+offline).
 """
 
 from __future__ import annotations
@@ -25,23 +24,20 @@ from pipeline.analysis.evaluation import predict
 from pipeline.analysis.regularization_path import by_strength, from_csv, one_standard_error, select
 from pipeline.analysis.summary import markdown, selected_on_dev, summarize
 from pipeline.analysis.web_page import web_page
-from pipeline.config import PARAMS_FILE, PipelineConfig, load_params
+from pipeline.config import PipelineConfig, load_params
 from pipeline.core.atomic import atomic_dir, write_json, write_text
 from pipeline.core.errors import PipelineError, cli
 from pipeline.core.paths import metrics_path, model_path, path_table, report_dir
 from pipeline.data.splits import Splits, load_splits
 from pipeline.engine import checkpoint
 from pipeline.techniques import TECHNIQUES
-from pipeline.tracking.runs import parent_of
-from pipeline.tracking.store import NOTE, common_tags, connect, failing, pipeline_run_id
 
 
 def read_metrics(dataset: str, params: PipelineConfig) -> dict[str, list[dict]]:
     """Per recipe, its seeds' metrics documents in seed order; the baseline
     (no technique) first, the others in suite order."""
-    recipes = sorted(params.suite, key=lambda recipe: bool(params.suite[recipe].techniques()))
     metrics: dict[str, list[dict]] = {}
-    for recipe in recipes:
+    for recipe in params.compared():
         for seed in params.seeds:
             path = metrics_path(dataset, recipe, seed)
             try:
@@ -107,7 +103,6 @@ def main(argv: list[str] | None = None) -> None:
     splits = load_splits(dataset)
     summary = summarize(metrics, params.suite, params.report)
     selection = selected_on_dev(metrics)
-    client = connect()  # before any output: a store that cannot be written stops the stage with none
     out = report_dir(dataset)
     with atomic_dir(out / "figures") as directory:
         figure_paths = comparison_figures(directory, dataset, splits, metrics)
@@ -120,11 +115,6 @@ def main(argv: list[str] | None = None) -> None:
         write_text(out / "summary.md", page)
     # after the figures' directory is in place: the page embeds them
     write_text(out / "index.html", web_page(f"{dataset}: regularization report", page, out))
-    run_id = parent_of(client, dataset, splits, common_tags(dataset, "dvc", pipeline_run_id(PARAMS_FILE)))
-    with failing(client, [run_id]):
-        client.set_tag(run_id, NOTE, page)  # the report is the run's description
-        for path in [out / "summary.md", out / "summary.json", *(out / figure for figure in figure_paths)]:
-            client.log_artifact(run_id, str(path))
     print(f"report {dataset}: {out / 'summary.md'}")
 
 

@@ -111,37 +111,6 @@ def quoted(value: str) -> str:
     return "'" + value.replace("'", "\\'") + "'"
 
 
-def pipeline_parent(client, experiment: str, group: str, tags: dict[str, str], description: str) -> str:
-    """The run that stands for one pipeline run (`dvc repro`, `dvc exp run`) of
-    a dataset: the first stage to log creates it, the others nest their runs
-    under it, and the report stage logs the report into it and ends it."""
-    identifier = experiment_id(client, experiment)
-    found = client.search_runs([identifier], f"tags.kind = 'pipeline' and tags.pipeline_run = {quoted(group)}",
-                               max_results=1)
-    if found:
-        return found[0].info.run_id
-    tags = tags | {"kind": "pipeline", "pipeline_run": group, NOTE: description}
-    return client.create_run(identifier, run_name=f"pipeline {group}", tags=tags).info.run_id
-
-
-def supersede(client, experiment: str, parent: str, match: dict[str, str], current: list[str]) -> None:
-    """Older runs under parent with the same match tags were made by an
-    earlier run of the same stage (same params, same commit): tag them
-    superseded_by the current runs and delete them (MLflow keeps deleted runs,
-    restorable, out of the default view), with their children; the current
-    runs are then the ones a user sees."""
-    identifier = experiment_id(client, experiment)
-    conditions = [f"tags.`{PARENT}` = {quoted(parent)}",
-                  *(f"tags.{key} = {quoted(value)}" for key, value in match.items())]
-    for run in client.search_runs([identifier], " and ".join(conditions)):
-        if run.info.run_id in current:
-            continue
-        children = client.search_runs([identifier], f"tags.`{PARENT}` = {quoted(run.info.run_id)}")
-        for old in [run, *children]:
-            client.set_tag(old.info.run_id, "superseded_by", ",".join(current))
-            client.delete_run(old.info.run_id)
-
-
 def connect():
     """An MlflowClient for the tracking store, failing fast with one line when
     a tracking server cannot be reached (MLflow would otherwise retry for

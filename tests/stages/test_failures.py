@@ -1,5 +1,5 @@
 """Reproducibility, and failures that must end in one error line, a non-zero
-exit, no outputs and FAILED MLflow runs."""
+exit, no outputs and, where runs were open, FAILED or KILLED MLflow runs."""
 
 from __future__ import annotations
 
@@ -49,10 +49,7 @@ def test_the_gpu_accelerator_without_a_gpu_is_one_clear_line(project):
         "error: trainer.accelerator=gpu but no GPU is available (PyTorch sees no CUDA or MPS device): use "
         "trainer.accelerator=auto or cpu\n"), result.stderr
     assert not (project / "models/moons/baseline").exists()
-    client = mlflow_client(project)
-    runs = client.search_runs([client.get_experiment_by_name("moons").experiment_id])
-    assert sorted((r.data.tags["kind"], r.info.status) for r in runs) == [
-        ("pipeline", "FAILED"), ("recipe", "FAILED"), ("recipe", "FAILED")]
+    assert not (project / "mlflow.db").exists()  # training writes files only: track records finished pipeline runs
 
 
 def _set_params(project, **trainer):
@@ -79,11 +76,7 @@ def test_diverging_loss_fails_the_stage_and_every_run(project):
     _set_params(project, optimizer="sgd", lr=1e10)
     _assert_one_error_line(train(project), "training diverged (seed 0)", "lower trainer.lr")
     assert not (project / "models/moons/baseline").exists()
-    client = mlflow_client(project)
-    runs = client.search_runs([client.get_experiment_by_name("moons").experiment_id])
-    # one run per seed, and the pipeline run's parent: a failed stage is a failed pipeline run
-    assert sorted((r.data.tags["kind"], r.info.status) for r in runs) == [
-        ("pipeline", "FAILED"), ("recipe", "FAILED"), ("recipe", "FAILED")]
+    assert not (project / "mlflow.db").exists()  # training writes files only: track records finished pipeline runs
 
 
 def test_a_strength_out_of_all_proportion_is_one_line_not_a_normal_run(project):
@@ -99,17 +92,16 @@ def test_a_strength_out_of_all_proportion_is_one_line_not_a_normal_run(project):
         "error: the regularization penalty is 1.4e+30 times the data loss at step 0 (seed 0): the network can only "
         "learn zero weights; lower the strengths (l2.strength 1e+30)\n")
     assert not (project / "models/moons/l2").exists()
-    client = mlflow_client(project)
-    runs = client.search_runs([client.get_experiment_by_name("moons").experiment_id])
-    assert sorted((r.data.tags["kind"], r.info.status) for r in runs) == [
-        ("pipeline", "FAILED"), ("recipe", "FAILED"), ("recipe", "FAILED")]
+    assert not (project / "mlflow.db").exists()  # training writes files only: track records finished pipeline runs
 
 
-def test_unreachable_tracking_server_is_one_clear_line(project):
+def test_training_needs_no_tracking_store_and_the_adhoc_run_says_when_it_is_unreachable(project):
     prepare_data(project)
-    result = train(project, MLFLOW_TRACKING_URI="http://127.0.0.1:9")
+    _set_params(project, max_steps=20)
+    assert train(project, MLFLOW_TRACKING_URI="http://127.0.0.1:9").returncode == 0  # the stage only writes files
+    result = run([sys.executable, "-m", "pipeline.train", "dataset=moons"], project,
+                 env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}, check=False)
     _assert_one_error_line(result, "cannot reach the MLflow tracking store at http://127.0.0.1:9")
-    assert not (project / "models/moons/baseline").exists()
 
 
 def read_only_store(project, tmp_path):
@@ -136,9 +128,9 @@ def store_in_a_read_only_directory(project, tmp_path):
 
 
 @pytest.mark.parametrize("command, make_store", [
-    ([sys.executable, "-m", "pipeline.stages.train", "moons", "baseline"], read_only_store),
+    ([sys.executable, "-m", "pipeline.train", "dataset=moons"], read_only_store),
     ([sys.executable, "-m", "pipeline.train", "dataset=moons"], store_in_a_read_only_directory),
-], ids=["stage", "adhoc"])
+], ids=["file", "directory"])
 def test_a_store_sqlite_cannot_write_is_one_clear_line_before_any_work(project, tmp_path, command, make_store):
     prepare_data(project)
     env, line = make_store(project, tmp_path)
@@ -176,48 +168,45 @@ def test_split_sizes_that_leave_nothing_to_train_on_are_one_clear_line(project, 
 
 
 
-def test_runs_of_a_killed_stage_end_killed_when_the_next_stage_logs(project, monkeypatch):
-    """SIGKILL leaves a stage no chance to end its runs: they stay RUNNING
-    until the next stage that logs into the experiment finds their owner
-    gone and ends them KILLED, saying why. Runs whose owner lives, or lives
-    on another machine, are left alone; a pid now held by another process
-    is not taken for the owner."""
+def test_runs_of_a_killed_process_end_killed_when_the_next_one_logs(project, monkeypatch):
+    """SIGKILL leaves a process no chance to end its runs (an ad-hoc run
+    opens them before training): they stay RUNNING until the next process
+    that logs into the experiment finds their owner gone and ends them
+    KILLED, saying why. Runs whose owner lives, or lives on another machine,
+    are left alone; a pid now held by another process is not taken for the owner."""
     import multiprocessing
     import os
     import signal
     import socket
     import time
 
-    from conftest import in_project
-    from pipeline.stages import train as train_stage
+    from pipeline import train as adhoc
     from pipeline.tracking.owners import KILLED, OWNER, owner_tag
 
-    prepare_data(project)
-    _set_params(project, max_steps=1_000_000, eval_every=1000)
-    # The stage is a fork of this process, as DVC's stages are forks of the warm worker
+    # The run is a fork of this process, as DVC's stages are forks of the warm worker
     # (pipeline/warm.py), without its seconds of imports. No pooled SQLite connection
     # may pass into it: each call opens its own.
     monkeypatch.setenv("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", "NullPool")
     client = mlflow_client(project)
-    client.search_experiments()  # the store made before the stage starts: no two processes creating it
-    stage = multiprocessing.get_context("fork").Process(
-        target=in_project, args=(project, lambda: train_stage.main(["moons", "baseline"])))
-    stage.start()
+    client.search_experiments()  # the store made before the run starts: no two processes creating it
+    endless = ["dataset=moons", "seeds=[0,1]", "trainer.max_steps=1000000", "trainer.eval_every=1000"]
+    process = multiprocessing.get_context("fork").Process(target=in_project, args=(project, lambda: adhoc.main(endless)))
+    process.start()
     try:
         deadline, runs = time.monotonic() + 60, []
-        # training has begun once the stage owns its two seeds' runs and the pipeline's parent
-        while len([r for r in runs if OWNER in r.data.tags]) < 3 and stage.is_alive():
-            assert time.monotonic() < deadline, "the stage never started training"
+        # training has begun once the process owns its two seeds' runs
+        while len([r for r in runs if OWNER in r.data.tags]) < 2 and process.is_alive():
+            assert time.monotonic() < deadline, "the run never started training"
             time.sleep(0.1)
-            experiment = client.get_experiment_by_name("moons")
+            experiment = client.get_experiment_by_name("moons-adhoc")
             runs = client.search_runs([experiment.experiment_id]) if experiment else []
-        os.kill(stage.pid, signal.SIGKILL)
-        stage.join(timeout=30)
+        os.kill(process.pid, signal.SIGKILL)
+        process.join(timeout=30)
     finally:
-        stage.kill()
-    assert stage.exitcode == -signal.SIGKILL
-    killed = {r.info.run_id: r.data.tags["kind"] for r in runs}
-    assert sorted(killed.values()) == ["pipeline", "recipe", "recipe"]
+        process.kill()
+    assert process.exitcode == -signal.SIGKILL
+    killed = [r.info.run_id for r in runs]
+    assert sorted(r.info.run_name for r in runs) == ["baseline · seed 0", "baseline · seed 1"]
     assert {client.get_run(run_id).info.status for run_id in killed} == {"RUNNING"}
 
     mine = owner_tag()[OWNER]  # this test's own process: alive
@@ -226,17 +215,16 @@ def test_runs_of_a_killed_stage_end_killed_when_the_next_stage_logs(project, mon
     others = {name: client.create_run(experiment.experiment_id, run_name=name, tags={OWNER: owner}).info.run_id
               for name, owner in owners.items()}
 
-    _set_params(project, max_steps=60, eval_every=20)
-    in_project(project, lambda: train_stage.main(["moons", "l2"]))
+    run([sys.executable, "-m", "pipeline.train", "dataset=moons", "seeds=[2]", "trainer.max_steps=60"], project)
 
     host = socket.gethostname()
     for run_id in killed:
-        run = client.get_run(run_id)
-        assert run.info.status == "KILLED"
-        assert run.data.tags[KILLED] == f"owner process {stage.pid} on {host} ended without ending the run"
+        killed_run = client.get_run(run_id)
+        assert killed_run.info.status == "KILLED"
+        assert killed_run.data.tags[KILLED] == f"owner process {process.pid} on {host} ended without ending the run"
     statuses = {name: client.get_run(run_id).info.status for name, run_id in others.items()}
     assert statuses == {"alive": "RUNNING", "elsewhere": "RUNNING", "pid reused": "KILLED"}
     assert client.get_run(others["pid reused"]).data.tags[KILLED] == (
         f"owner process {os.getpid()} on {host} ended without ending the run")
-    l2 = client.search_runs([experiment.experiment_id], "tags.recipe = 'l2'")
-    assert sorted(r.info.status for r in l2) == ["FINISHED", "FINISHED"]
+    (latest,) = client.search_runs([experiment.experiment_id], "tags.seed = '2'")
+    assert latest.info.status == "FINISHED"

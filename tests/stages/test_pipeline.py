@@ -22,7 +22,9 @@ METRICS = {"train", "dev", "test", "per_class", "weights", "training"}
 def test_cold_repro_writes_every_output(built_project):
     for recipe in RECIPES:
         assert sorted(p.name for p in (built_project / f"models/moons/{recipe}").iterdir()) == [
-            "history.csv", "model.pt", "training.json"]
+            "boundary_during_training", "history.csv", "model.pt", "training.json"]
+        snapshots = sorted(p.name for p in (built_project / f"models/moons/{recipe}/boundary_during_training").iterdir())
+        assert snapshots == sorted(f"seed_{seed}_step_{step}.png" for seed in SEEDS for step in (0, 20, 40, 60))
         training = json.loads((built_project / f"models/moons/{recipe}/training.json").read_text())
         assert sorted(training) == ["0", "1"] and all(entry["steps"] == 60 for entry in training.values())
         with open(built_project / f"models/moons/{recipe}/history.csv") as handle:
@@ -87,7 +89,7 @@ def test_dvc_views_fit_a_terminal(built_project):
     assert compact == {recipe: round(row["test_accuracy"]["mean"], 4) for recipe, row in table["recipes"].items()}
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], built_project).stdout)
     assert json.dumps(shown).count('"l2"') == 1  # one metrics file, one column per recipe
-    compact_view = r"(datasets|paths|suite|model|trainer|analysis|report)\.|(data|metrics|models|pipeline)(/|$)|reports/\w+/paths$"
+    compact_view = r"(datasets|paths|suite|model|trainer|analysis|report)\.|(data|metrics|models|pipeline|plots)(/|$)|reports/\w+/(paths|figures|summary\.\w+)$"
     assert compact_view in (ROOT / "README.md").read_text()  # the command the README gives
     header = run(["dvc", "exp", "show", "--csv", "--drop", compact_view], built_project).stdout.splitlines()[0]
     assert header.split(",")[5:] == ["baseline", "l2", "seeds"], header  # each recipe's test accuracy, the seeds
@@ -123,54 +125,81 @@ def images(client, run_id: str) -> dict[str, list[int]]:
     return {key: sorted(steps) for key, steps in cards.items()}
 
 
-def test_mlflow_nests_every_run_of_a_pipeline_run_under_its_parent(built_project):
+def test_mlflow_holds_the_pipeline_run_as_a_tree_shaped_like_the_question(built_project):
+    """parent (the comparison) > a run per recipe (its evidence over seeds) > a run per seed (its network);
+    parent > a run per path > a run per strength."""
     client = mlflow_client(built_project)
     experiment = client.get_experiment_by_name("moons")
     assert experiment.tags["mlflow.note.content"].startswith("Dataset moons: 2 features, 2 classes; train 60")
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI's model-training views
     runs = client.search_runs([experiment.experiment_id])
     assert str(built_project / "mlartifacts") in experiment.artifact_location
-    (parent,) = [r for r in runs if r.data.tags.get("kind") == "pipeline"]
-    assert parent.info.status == "FINISHED" and parent.info.run_name.startswith("pipeline ")
-    assert parent.data.tags["mlflow.note.content"] == (built_project / "reports/moons/summary.md").read_text()
-    assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"summary.md", "summary.json"}
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert len({r.info.run_name for r in runs}) == len(runs)  # every name says which run it is
+    children = {}
+    for r in runs:
+        children.setdefault(r.data.tags.get("mlflow.parentRunId"), []).append(r)
+
+    (parent,) = children[None]
+    assert parent.data.tags["kind"] == "pipeline" and parent.info.run_name.startswith("pipeline ")
+    summary = json.loads((built_project / "reports/moons/summary.json").read_text())
+    description = parent.data.tags["mlflow.note.content"]
+    assert description.startswith("# moons: regularization recipes compared over 2 seeds")
+    assert f"](get-artifact?path=figures%2Fdecision_boundaries.png&run_uuid={parent.info.run_id})" in description
+    assert "](figures/" not in description and "](paths/" not in description  # no link the UI would 404 on
+    assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"summary.md", "summary.json", "figures",
+                                                                           "paths"}
+    assert parent.data.params["chosen_on_dev"] == summary["chosen_on_dev"]["recipe"]
+    assert float(parent.data.params["l2.chosen_on_dev"]) == summary["paths"]["l2"]["selected"]
+    assert parent.data.metrics["baseline_test_accuracy_mean"] == summary["recipes"]["baseline"]["test_accuracy"]["mean"]
     assert {r.data.tags["pipeline_run"] for r in runs} == {parent.data.tags["pipeline_run"]}
-    nested = {r.info.run_id for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
 
-    trained = [r for r in runs if r.data.tags.get("kind") == "recipe"]
-    assert sorted((r.data.tags["recipe"], r.data.tags["seed"]) for r in trained) == [
-        (recipe, str(seed)) for recipe in RECIPES for seed in SEEDS]
-    for r in trained:
-        recipe, seed = r.data.tags["recipe"], int(r.data.tags["seed"])
-        assert r.info.run_id in nested
-        assert r.info.run_name == recipe and r.info.status == "FINISHED"
-        assert r.data.params["trainer.max_steps"] == "60" and r.data.params["seed"] == str(seed)
-        assert all(len(v) <= 500 for v in r.data.params.values())
-        # learning curves at every evaluation; the evaluated network's values once, where it was kept
-        assert [m.step for m in client.get_metric_history(r.info.run_id, "curve/dev_loss")] == [0, 20, 40, 60]
-        assert [m.step for m in client.get_metric_history(r.info.run_id, "test_accuracy")] == [60]
-        assert [m.step for m in client.get_metric_history(r.info.run_id, "initial_cost")] == [0]
-        metrics = json.loads((built_project / f"metrics/moons/{recipe}/seed_{seed}.json").read_text())
-        assert r.data.metrics["test_accuracy"] == metrics["test"]["accuracy"]
-        assert r.data.metrics["dev_accuracy"] == metrics["dev"]["accuracy"]
-        assert r.data.metrics["sparsity"] == metrics["weights"]["sparsity"]
-        assert f"test {metrics['test']['accuracy']:.1%}" in r.data.tags["mlflow.note.content"]
-        assert r.data.tags["mlflow.note.content"].startswith(f"{recipe} (")
-        assert images(client, r.info.run_id) == {
-            "boundary_during_training": [0, 20, 40, 60], "confusion_matrix": [60], "decision_boundary": [60],
-            "learning_curves": [60], "weight_histogram": [60]}
-        assert "config.yaml" in {a.path for a in client.list_artifacts(r.info.run_id)}
-        (dataset,) = r.inputs.dataset_inputs
-        assert dataset.dataset.name == "moons" and dataset.tags[0].value == "training"
+    recipes = {r.data.tags["recipe"]: r for r in children[parent.info.run_id] if r.data.tags["kind"] == "recipe"}
+    assert sorted(recipes) == sorted(RECIPES)
+    l2_run, row = recipes["l2"], summary["recipes"]["l2"]
+    for bound in ("mean", "ci95_low", "ci95_high"):
+        assert l2_run.data.metrics[f"test_accuracy_{bound}"] == row["test_accuracy"][bound]
+        assert l2_run.data.metrics[f"test_accuracy_vs_baseline_{bound}"] == row["test_accuracy_vs_baseline"][bound]
+    assert l2_run.data.metrics["p_value_holm"] == row["p_value_holm"]
+    assert l2_run.data.tags["verdict"] == row["verdict"]
+    assert l2_run.data.metrics["separated"] == float(row["verdict"] != "not separated")
+    assert "test_accuracy" not in l2_run.data.metrics  # one name, one meaning: that is a network's
+    assert "separated" not in recipes["baseline"].data.metrics
+    assert images(client, l2_run.info.run_id) == {"decision_boundary": [0]}
 
-    (path,) = [r for r in runs if r.data.tags.get("kind") == "path"]
-    assert path.info.run_id in nested
+    for recipe, recipe_run in recipes.items():
+        seeds = children[recipe_run.info.run_id]
+        assert sorted(r.info.run_name for r in seeds) == [f"{recipe} · seed {seed}" for seed in SEEDS]
+        for r in seeds:
+            seed = int(r.data.tags["seed"])
+            assert r.data.tags["kind"] == "seed" and r.data.tags["recipe"] == recipe
+            assert r.data.params["trainer.max_steps"] == "60" and r.data.params["seed"] == str(seed)
+            assert all(len(v) <= 500 for v in r.data.params.values())
+            # learning curves at every evaluation; the evaluated network's values once, where it was kept
+            assert [m.step for m in client.get_metric_history(r.info.run_id, "curve/dev_loss")] == [0, 20, 40, 60]
+            assert [m.step for m in client.get_metric_history(r.info.run_id, "test_accuracy")] == [60]
+            assert [m.step for m in client.get_metric_history(r.info.run_id, "initial_cost")] == [0]
+            metrics = json.loads((built_project / f"metrics/moons/{recipe}/seed_{seed}.json").read_text())
+            assert r.data.metrics["test_accuracy"] == metrics["test"]["accuracy"]
+            assert r.data.metrics["dev_accuracy"] == metrics["dev"]["accuracy"]
+            assert r.data.metrics["sparsity"] == metrics["weights"]["sparsity"]
+            assert f"test {metrics['test']['accuracy']:.1%}" in r.data.tags["mlflow.note.content"]
+            assert r.data.tags["mlflow.note.content"].startswith(f"{recipe} (")
+            assert images(client, r.info.run_id) == {  # at step 0, where the chart view's image cards start
+                "boundary_during_training": [0, 20, 40, 60], "confusion_matrix": [0], "decision_boundary": [0],
+                "learning_curves": [0], "weight_histogram": [0]}
+            assert "config.yaml" in {a.path for a in client.list_artifacts(r.info.run_id)}
+            (dataset,) = r.inputs.dataset_inputs
+            assert dataset.dataset.name == "moons" and dataset.tags[0].value == "training"
+
+    (path,) = [r for r in children[parent.info.run_id] if r.data.tags["kind"] == "path"]
     assert path.info.run_name == "path l2" and path.data.tags["path"] == "l2"
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == path.info.run_id]
-    assert sorted(float(r.data.params["strength"]) for r in children) == [0.1, 1, 10]
-    for child in children:
-        low, mean, high = (child.data.metrics[f"dev_accuracy{s}"] for s in ("_ci95_low", "", "_ci95_high"))
-        assert low <= mean <= high
+    assert path.data.metrics["strength_chosen_on_dev"] == summary["paths"]["l2"]["selected"]
+    strengths = children[path.info.run_id]
+    assert sorted(float(r.data.params["strength"]) for r in strengths) == [0.1, 1, 10]
+    for child in strengths:
+        low, mean, high = (child.data.metrics[f"dev_accuracy_{s}"] for s in ("ci95_low", "mean", "ci95_high"))
+        assert low <= mean <= high and "dev_accuracy" not in child.data.metrics
     assert images(client, path.info.run_id) == {"regularization_path": [0]}
 
     models = client.search_logged_models([experiment.experiment_id])
@@ -178,6 +207,36 @@ def test_mlflow_nests_every_run_of_a_pipeline_run_under_its_parent(built_project
     for model in models:  # the evaluated network's metrics travel with the model
         run = client.get_run(model.source_run_id)
         assert {m.key: m.value for m in model.metrics}["test_accuracy"] == run.data.metrics["test_accuracy"]
+
+
+def test_the_record_needs_no_store_but_the_one_it_writes(built_project, tmp_path):
+    """No stage reads MLflow back: with mlflow.db gone, every stage (forced) still runs, and
+    track writes the whole tree again into the new store; the stages' files come out the same."""
+    outputs = ["models/moons/l2/model.pt", "models/moons/l2/training.json", "metrics/moons/l2/seed_0.json",
+               "reports/moons/summary.json"]
+    before = {name: (built_project / name).read_bytes() for name in outputs}
+    store = built_project / "mlflow.db"
+    store.rename(tmp_path / "mlflow.db")
+    try:
+        result = run(["dvc", "repro", "--force", "--single-item", "train@moons-l2", "evaluate@moons-l2", "report@moons",
+                      "track@moons"], built_project)
+        assert {name: (built_project / name).read_bytes() for name in outputs} == before  # byte for byte
+        assert "track moons: the pipeline run in MLflow: http://127.0.0.1:5000/#/experiments/" in result.stdout
+        client = mlflow_client(built_project)
+        runs = client.search_runs([client.get_experiment_by_name("moons").experiment_id])
+        assert sorted(r.data.tags["kind"] for r in runs).count("seed") == len(RECIPES) * len(SEEDS)
+        assert {r.info.status for r in runs} == {"FINISHED"}
+    finally:
+        store.unlink(missing_ok=True)
+        (tmp_path / "mlflow.db").rename(store)
+
+
+def test_track_says_in_one_line_when_the_store_is_unreachable(built_project):
+    result = run([sys.executable, "-m", "pipeline.stages.track", "moons"], built_project,
+                 env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}, check=False)
+    assert result.returncode == 1 and result.stderr.startswith(
+        "error: cannot reach the MLflow tracking store at http://127.0.0.1:9"), result.stderr
+    assert len(result.stderr.splitlines()) == 1
 
 
 def test_logged_model_loads_and_has_a_signature(built_project):
@@ -205,26 +264,10 @@ def test_second_repro_is_a_no_op_even_after_python_wrote_bytecode(built_project)
     assert "Data and pipelines are up to date" in result.stdout
 
 
-def test_a_rerun_stage_supersedes_its_earlier_runs(built_project):
-    client = mlflow_client(built_project)
-    experiment = client.get_experiment_by_name("moons").experiment_id
-    before = {r.info.run_id for r in client.search_runs([experiment], "tags.recipe = 'l2'")}
-    run(["dvc", "repro", "--force", "--single-item", "train@moons-l2"], built_project)
-    current = client.search_runs([experiment], "tags.recipe = 'l2'")
-    assert len(current) == len(SEEDS) and not before & {r.info.run_id for r in current}
-    (parent,) = {r.data.tags["mlflow.parentRunId"] for r in current}  # the same pipeline run's parent
-    from mlflow.entities import ViewType
-
-    old = [r for r in client.search_runs([experiment], "tags.recipe = 'l2'", run_view_type=ViewType.DELETED_ONLY)]
-    assert {r.info.run_id for r in old} == before
-    assert all(set(r.data.tags["superseded_by"].split(",")) == {c.info.run_id for c in current} for r in old)
-    run(["dvc", "repro"], built_project)  # evaluate and report follow the new model
-
-
 def test_override_reruns_only_the_recipe_that_uses_it(built_project):
     result = run(["dvc", "exp", "run", "-S", "suite.l2.l2.strength=0.3"], built_project)
     ran = set(re.findall(r"Running stage '([^']+)'", result.stdout))
-    assert ran == {"validate", "train@moons-l2", "evaluate@moons-l2", "report@moons"}, result.stdout
+    assert ran == {"validate", "train@moons-l2", "evaluate@moons-l2", "report@moons", "track@moons"}, result.stdout
     params = yaml.safe_load((built_project / "params.yaml").read_text())
     assert params["suite"]["l2"]["l2"]["strength"] == 0.3
     shown = json.loads(run(["dvc", "exp", "show", "--json"], built_project).stdout)

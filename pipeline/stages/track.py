@@ -1,0 +1,33 @@
+"""Stage track: one pipeline run of one dataset into MLflow, from the files the
+other stages wrote (see pipeline.usecases.recording for the run tree), into
+whatever store is current: mlflow.db beside the repository, or the server
+that MLFLOW_TRACKING_URI names. Prints the address of the pipeline run.
+
+    python -m pipeline.stages.track moons
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from pipeline.config import load_params
+from pipeline.core.errors import cli
+from pipeline.data.splits import load_splits
+from pipeline.tracking.store import tracking_uri, ui_command
+from pipeline.usecases.recording import record_pipeline_run
+
+
+@cli
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dataset", help="a key of datasets in params.yaml")
+    dataset = parser.parse_args(argv).dataset
+    params = load_params()
+    params.dataset(dataset)
+    address = record_pipeline_run(dataset, params, load_splits(dataset))
+    start = f" (start the UI first: {command})" if (command := ui_command(tracking_uri())) else ""
+    print(f"track {dataset}: the pipeline run in MLflow: {address}{start}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""A pipeline run of one dataset into MLflow, from the files its stages wrote:
+the run tree, written here and nowhere else.
+
+    pipeline <id>                      the comparison: the report as its description, its figures,
+    ├── baseline, l2, ...              the chosen recipe and strengths, headline metrics
+    │   └── l2 · seed 0, ...          a recipe's evidence over seeds; under it each seed's network
+    └── path l2                        a path's figure and chosen strengths
+        └── l2.strength=0.1, ...       each strength's means and intervals over seeds
+
+Every value comes from a stage's declared outputs, so the tree can be written
+into any store (a new mlflow.db, a team server) at any time.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from urllib.parse import quote
+
+import torch
+
+from pipeline.analysis.regularization_path import by_strength, from_csv
+from pipeline.config import PARAMS_FILE, PipelineConfig
+from pipeline.core.errors import PipelineError
+from pipeline.core.paths import (figures_dir, history_path, metrics_path, model_path, path_table, report_dir,
+                                 snapshots_dir)
+from pipeline.data.splits import Splits, checksum
+from pipeline.engine import checkpoint
+from pipeline.engine.network import Probabilities
+from pipeline.techniques import TECHNIQUES
+from pipeline.tracking.runs import (NetworkRecord, as_image, describe_dataset, describe_recipe, log_network,
+                                    log_path_strength, log_recipe, seed_run_name, training_input)
+from pipeline.tracking.store import (NOTE, common_tags, connect, experiment_id, failing, flatten, log_metrics,
+                                     pipeline_run_id, run_url, start_runs, tracking_uri)
+from pipeline.usecases.training import load_snapshots
+
+REPORT_FILES = ("summary.md", "summary.json")
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise PipelineError(f"{path} is missing or corrupt: run dvc repro") from None
+
+
+def artifact_links(page: str, run_id: str) -> str:
+    """The report's relative links (figures/..., paths/...) as addresses the
+    MLflow server answers: its get-artifact endpoint, relative to the UI's page."""
+    def served(match: re.Match) -> str:
+        return f"]({'get-artifact?path=' + quote(match.group(1), safe='')}&run_uuid={run_id})"
+
+    return re.sub(r"\]\(((?:figures|paths)/[^)\s]+)\)", served, page)
+
+
+def record_pipeline_run(dataset: str, params: PipelineConfig, splits: Splits) -> str:
+    """Write the dataset's pipeline run into the tracking store; returns the
+    address of its parent run in the MLflow UI."""
+    report = report_dir(dataset)
+    summary = read_json(report / "summary.json")
+    page = (report / "summary.md").read_text()
+    client = connect()
+    experiment = experiment_id(client, dataset, describe_dataset(dataset, splits))
+    group = pipeline_run_id(PARAMS_FILE)
+    tags = common_tags(dataset, "dvc", group, data_sha256=checksum(splits))
+    shared = flatten({"seeds": params.seeds, "model": params.model.model_dump(mode="json"),
+                      "trainer": params.trainer.model_dump(mode="json")})
+    (parent,) = start_runs(client, dataset, [f"pipeline {group}"],
+                           [tags | {"kind": "pipeline", NOTE: f"Pipeline run {group} of {dataset}: being recorded."}],
+                           [shared | chosen_params(summary)])
+    with failing(client, [parent]):
+        example = torch.as_tensor(splits.X["train"][:5])
+        data = training_input(dataset, splits)
+        for recipe in params.compared():
+            record_recipe(client, dataset, recipe, params, summary["recipes"][recipe], tags, parent, example, data)
+        for name in params.paths:
+            record_path(client, dataset, name, params, summary["paths"].get(name), tags, parent)
+        record_comparison(client, parent, page, summary, report, params)
+    return run_url(tracking_uri(), experiment, parent)
+
+
+def record_recipe(client, dataset: str, recipe: str, params: PipelineConfig, row: dict, tags: dict, parent: str,
+                  example: torch.Tensor, data) -> None:
+    """A recipe's run with its evidence over seeds, and under it one run per seed with its network."""
+    regularization = params.suite[recipe].model_dump(mode="json", exclude_none=True)
+    trained = checkpoint.load(model_path(dataset, recipe))
+    curves = checkpoint.load_curves(history_path(dataset, recipe))
+    seeds = list(trained.seeds)
+    (recipe_run,) = start_runs(client, dataset, [recipe], [tags | {
+        "kind": "recipe", "recipe": recipe,
+        NOTE: f"{describe_recipe(recipe, regularization)}: its evidence over {len(seeds)} seeds (means, 95% "
+              f"intervals, the paired difference to the baseline and its verdict after Holm's adjustment); "
+              f"one nested run per seed."}], [flatten(regularization, "regularization")], parent=parent)
+    seed_runs = start_runs(
+        client, dataset, [seed_run_name(recipe, seed) for seed in seeds],
+        [tags | {"kind": "seed", "recipe": recipe, "seed": str(seed)} for seed in seeds],
+        [flatten(config(dataset, recipe, seed, params)) for seed in seeds], parent=recipe_run)
+    with failing(client, [*seed_runs, recipe_run]):
+        for k, (seed, run_id) in enumerate(zip(seeds, seed_runs)):
+            record = NetworkRecord(recipe, seed, config(dataset, recipe, seed, params), curves[seed],
+                                   read_json(metrics_path(dataset, recipe, seed)), figures_dir(dataset, recipe, seed),
+                                   load_snapshots(snapshots_dir(dataset, recipe), seed),
+                                   Probabilities(trained.single(k)))
+            log_network(client, run_id, record, example.to(trained.net.dtype), data)
+        boundary = figures_dir(dataset, recipe, seeds[0]) / "decision_boundary.png"
+        log_recipe(client, recipe_run, row, boundary if boundary.exists() else None)
+
+
+def config(dataset: str, recipe: str, seed: int, params: PipelineConfig) -> dict:
+    """What made one network: its run's params and config.yaml."""
+    return {"seed": seed, "dataset_name": dataset, "dataset": params.datasets[dataset].model_dump(mode="json"),
+            "model": params.model.model_dump(mode="json"), "trainer": params.trainer.model_dump(mode="json"),
+            "recipe": recipe, "regularization": params.suite[recipe].model_dump(mode="json", exclude_none=True)}
+
+
+def record_path(client, dataset: str, name: str, params: PipelineConfig, chosen: dict | None, tags: dict,
+                parent: str) -> None:
+    """A path's run (its figure, the strengths chosen on dev) and one run per strength."""
+    path = params.path(name)
+    swept = f"{path.sweep}.{TECHNIQUES[path.sweep].sweeps}"
+    try:
+        summary = by_strength(from_csv(path_table(dataset, name).read_text()))
+    except (OSError, ValueError, KeyError):
+        raise PipelineError(f"{path_table(dataset, name)} is missing or corrupt: run dvc repro") from None
+    description = (f"Regularization path of {swept} over {len(path.values)} values x {len(params.seeds)} seeds; "
+                   f"one nested run per value, holding its means and 95% intervals over seeds.")
+    (path_run,) = start_runs(client, dataset, [f"path {name}"],
+                             [tags | {"kind": "path", "path": name, NOTE: description}],
+                             [flatten(path.model_dump(mode="json", exclude_none=True))], parent=parent)
+    children = start_runs(client, dataset, [f"{swept}={row['strength']:g}" for row in summary],
+                          [tags | {"kind": "path strength", "path": name} for _ in summary],
+                          [{"strength": str(row["strength"]), swept: str(row["strength"])} for row in summary],
+                          parent=path_run)
+    with failing(client, [*children, path_run]):
+        for run_id, row in zip(children, summary):
+            log_path_strength(client, run_id, row)
+        if chosen:
+            log_metrics(client, path_run, [("strength_chosen_on_dev", chosen["selected"], 0),
+                                           ("strength_one_se", chosen["one_se"]["strength"], 0)])
+        figure = path_table(dataset, name).with_suffix(".png")
+        client.log_image(path_run, as_image(figure), key="regularization_path", step=0)
+
+
+def chosen_params(summary: dict) -> dict[str, str]:
+    """The recipe and the path strengths chosen on dev, as the parent's params."""
+    chosen = summary["chosen_on_dev"]
+    params = {"chosen_on_dev": chosen["recipe"]} if chosen else {}
+    params |= {f"{name}.chosen_on_dev": str(path["selected"]) for name, path in summary["paths"].items()}
+    return params | {f"{name}.one_se": str(path["one_se"]["strength"]) for name, path in summary["paths"].items()}
+
+
+def record_comparison(client, parent: str, page: str, summary: dict, report: Path, params: PipelineConfig) -> None:
+    """The parent's own content: the report as its description (figures
+    linked to its artifacts), the report's files and the headline metrics:
+    the chosen recipe's and the baseline's test accuracy."""
+    for name in REPORT_FILES:
+        client.log_artifact(parent, str(report / name))
+    client.log_artifacts(parent, str(report / "figures"), "figures")
+    for figure in sorted((report / "paths").glob("*.png")):
+        client.log_artifact(parent, str(figure), "paths")
+    chosen = summary["chosen_on_dev"]
+    baseline = next((recipe for recipe in params.compared() if not params.suite[recipe].techniques()), None)
+    headline = []
+    for role, recipe in (("chosen", chosen["recipe"] if chosen else None), ("baseline", baseline)):
+        if recipe is not None:
+            test = summary["recipes"][recipe]["test_accuracy"]
+            headline += [(f"{role}_test_accuracy_{bound}", test[bound], 0) for bound in ("mean", "ci95_low", "ci95_high")
+                         if test.get(bound) is not None]
+    log_metrics(client, parent, headline)
+    client.set_tag(parent, NOTE, artifact_links(page, parent))

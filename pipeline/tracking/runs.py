@@ -19,11 +19,11 @@ import torch
 import yaml
 from PIL import Image
 
-from pipeline.data.splits import Splits
+from pipeline.data.splits import SPLITS, Splits
 from pipeline.tracking.store import NOTE, log_metrics, log_model
 
 PACKAGE = Path(__file__).resolve().parents[1]
-SPLIT_NAMES = ("train", "dev", "test")
+
 
 
 def describe_recipe(name: str, regularization: dict) -> str:
@@ -71,7 +71,7 @@ def log_network(client, run_id: str, record: NetworkRecord, example: torch.Tenso
     client.log_text(run_id, yaml.safe_dump(record.config, sort_keys=False), "config.yaml")
     # the model first: MLflow reads every metric's history to copy a run's metrics onto a model it logs
     model_id = log_model(run_id, record.network, example, PACKAGE, f"{record.recipe}-seed-{record.seed}", step, dataset)
-    points = [(f"{part}_{name}", value, step) for part in SPLIT_NAMES if part in document
+    points = [(f"{part}_{name}", value, step) for part in SPLITS if part in document
               for name, value in document[part].items()]
     points += [(name, value, step) for name, value in document["weights"].items()]
     for label, figures_of_class in document["per_class"].items():
@@ -83,7 +83,7 @@ def log_network(client, run_id: str, record: NetworkRecord, example: torch.Tenso
     # at step 0: MLflow's chart view shows an image card's first step
     for figure in sorted(record.figures.glob("*.png")):
         client.log_image(run_id, as_image(figure), key=figure.stem, step=0)
-    accuracies = ", ".join(f"{part} {document[part]['accuracy']:.1%}" for part in SPLIT_NAMES if part in document)
+    accuracies = ", ".join(f"{part} {document[part]['accuracy']:.1%}" for part in SPLITS if part in document)
     kept = (f"the network of step {step} (best on dev; training stopped at step {training['stopped_step']})"
             if "best_step" in training else f"the network after {step} steps")
     client.set_tag(run_id, NOTE, f"{describe_recipe(record.recipe, record.config['regularization'])}, seed "

@@ -87,6 +87,7 @@ def record_recipe(client, dataset: str, recipe: str, params: PipelineConfig, row
     trained = checkpoint.load(model_path(dataset, recipe))
     curves = checkpoint.load_curves(history_path(dataset, recipe))
     seeds = list(trained.seeds)
+    configs = {seed: config(dataset, recipe, seed, params) for seed in seeds}
     (recipe_run,) = start_runs(client, dataset, [recipe], [tags | {
         "kind": "recipe", "recipe": recipe,
         NOTE: f"{describe_recipe(recipe, regularization)}: its evidence over {len(seeds)} seeds (means, 95% "
@@ -95,10 +96,10 @@ def record_recipe(client, dataset: str, recipe: str, params: PipelineConfig, row
     seed_runs = start_runs(
         client, dataset, [seed_run_name(recipe, seed) for seed in seeds],
         [tags | {"kind": "seed", "recipe": recipe, "seed": str(seed)} for seed in seeds],
-        [flatten(config(dataset, recipe, seed, params)) for seed in seeds], parent=recipe_run)
+        [flatten(configs[seed]) for seed in seeds], parent=recipe_run)
     with failing(client, [*seed_runs, recipe_run]):
         for k, (seed, run_id) in enumerate(zip(seeds, seed_runs)):
-            record = NetworkRecord(recipe, seed, config(dataset, recipe, seed, params), curves[seed],
+            record = NetworkRecord(recipe, seed, configs[seed], curves[seed],
                                    read_json(metrics_path(dataset, recipe, seed)), figures_dir(dataset, recipe, seed),
                                    load_snapshots(snapshots_dir(dataset, recipe), seed),
                                    Probabilities(trained.single(k)))

@@ -55,16 +55,18 @@ def edit_yaml(path: Path, change) -> None:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
-def shrink_conf(conf: Path) -> None:
+def shrink_conf(conf: Path, whole_suite: bool = False) -> None:
     """Make the copied conf/ fast: moons only (120 points: 60 train, 30 dev, 30
-    test), two recipes (baseline, l2), two seeds, one path of three values, few steps."""
+    test), two recipes (baseline, l2; or the whole suite), two seeds, one path
+    of three values, few steps."""
     edit_yaml(conf / "datasets/default.yaml",
               lambda d: d.update(defaults=[x for x in d["defaults"] if "circles" not in str(x)]))
     edit_yaml(conf / "trainer/default.yaml", lambda d: d.update(max_steps=60, eval_every=20))
     edit_yaml(conf / "dataset/moons.yaml", lambda d: (d["source"].update(n_samples=120),
                                                         d["split"].update(dev=30, test=30)))
-    edit_yaml(conf / "suite/default.yaml",
-              lambda d: d.update(defaults=[x for x in d["defaults"] if x == "_self_" or "@l2" in next(iter(x))]))
+    if not whole_suite:
+        edit_yaml(conf / "suite/default.yaml",
+                  lambda d: d.update(defaults=[x for x in d["defaults"] if x == "_self_" or "@l2" in next(iter(x))]))
     edit_yaml(conf / "config.yaml", lambda d: d.update(seeds=[0, 1]))
 
     def one_path(d):
@@ -77,7 +79,7 @@ def shrink_conf(conf: Path) -> None:
     edit_yaml(conf / "path/default.yaml", one_path)
 
 
-def make_project(path: Path) -> Path:
+def make_project(path: Path, whole_suite: bool = False) -> Path:
     """A git + DVC repository holding a copy of the project with a small conf/."""
     for item in ("pipeline", "conf", "data/files", "dvc.yaml", ".gitignore", ".dvcignore"):
         source = ROOT / item
@@ -85,7 +87,7 @@ def make_project(path: Path) -> Path:
             shutil.copytree(source, path / item, ignore=shutil.ignore_patterns("__pycache__", "*.tmp*"))
         else:
             shutil.copy(source, path / item)
-    shrink_conf(path / "conf")
+    shrink_conf(path / "conf", whole_suite)
     run(["git", "init", "-q"], path)
     run(["git", "config", "user.email", "test@example.com"], path)
     run(["git", "config", "user.name", "test"], path)

@@ -1,7 +1,8 @@
 """Stage track: one pipeline run of one dataset into MLflow, from the files the
 other stages wrote (see pipeline.usecases.recording for the run tree), into
 whatever store is current: mlflow.db beside the repository, or the server
-that MLFLOW_TRACKING_URI names. Prints the address of the pipeline run.
+that MLFLOW_TRACKING_URI names. Prints the address of the view that opens
+the comparison in MLflow's UI (pipeline.tracking.views).
 
     python -m pipeline.stages.track moons
 """
@@ -26,7 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     params.dataset(dataset)
     address = record_pipeline_run(dataset, params, load_splits(dataset))
     start = f" (start the UI first: {command})" if (command := ui_command(tracking_uri())) else ""
-    print(f"track {dataset}: the pipeline run in MLflow: {address}{start}")
+    print(f"track {dataset}: the comparison in MLflow: {address}{start}")
 
 
 if __name__ == "__main__":

@@ -62,11 +62,14 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repository_root() / DB_NAME}"
 
 
+def ui_address(uri: str) -> str:
+    """Where the MLflow UI of a store is: the tracking server itself for an
+    http(s) URI, otherwise the local server that `mlflow ui` starts by default."""
+    return uri.rstrip("/") if uri.startswith(("http://", "https://")) else LOCAL_UI
+
+
 def run_url(uri: str, experiment_id: str, run_id: str) -> str:
-    """Where the MLflow UI shows a run: on the tracking server itself for an
-    http(s) URI, otherwise on the local server that `mlflow ui` starts by default."""
-    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else LOCAL_UI
-    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"{ui_address(uri)}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def ui_command(uri: str) -> str | None:

@@ -2,18 +2,21 @@
 the run tree, written here and nowhere else.
 
     pipeline <id>                      the comparison: the report as its description, its figures,
-    ├── baseline, l2, ...              the chosen recipe and strengths, headline metrics
+    ├── baseline, l2, ...              the chosen recipe and strengths, headline metrics, every
+    │                                  recipe's boundary and every path's curve, for the view
     │   └── l2 · seed 0, ...          a recipe's evidence over seeds; under it each seed's network
     └── path l2                        a path's figure and chosen strengths
         └── l2.strength=0.1, ...       each strength's means and intervals over seeds
 
 Every value comes from a stage's declared outputs, so the tree can be written
-into any store (a new mlflow.db, a team server) at any time.
+into any store (a new mlflow.db, a team server) at any time. The stored view
+(pipeline.tracking.views) that opens the answer in MLflow's UI is written last.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from urllib.parse import quote
@@ -32,7 +35,8 @@ from pipeline.techniques import TECHNIQUES
 from pipeline.tracking.runs import (NetworkRecord, as_image, describe_dataset, describe_recipe, log_network,
                                     log_path_strength, log_recipe, seed_run_name, training_input)
 from pipeline.tracking.store import (NOTE, common_tags, connect, experiment_id, failing, flatten, log_metrics,
-                                     pipeline_run_id, run_url, start_runs, tracking_uri)
+                                     pipeline_run_id, start_runs, tracking_uri, ui_address)
+from pipeline.tracking.views import BOUNDARY, comparison_view, path_metric, store_view, view_link
 from pipeline.usecases.training import load_snapshots
 
 REPORT_FILES = ("summary.md", "summary.json")
@@ -56,7 +60,7 @@ def artifact_links(page: str, run_id: str) -> str:
 
 def record_pipeline_run(dataset: str, params: PipelineConfig, splits: Splits) -> str:
     """Write the dataset's pipeline run into the tracking store; returns the
-    address of its parent run in the MLflow UI."""
+    address of its view in the MLflow UI."""
     report = report_dir(dataset)
     summary = read_json(report / "summary.json")
     page = (report / "summary.md").read_text()
@@ -72,17 +76,24 @@ def record_pipeline_run(dataset: str, params: PipelineConfig, splits: Splits) ->
     with failing(client, [parent]):
         example = torch.as_tensor(splits.X["train"][:5])
         data = training_input(dataset, splits)
-        for recipe in params.compared():
-            record_recipe(client, dataset, recipe, params, summary["recipes"][recipe], tags, parent, example, data)
-        for name in params.paths:
+        # last to first: MLflow lists the newest first, so the UI lists them baseline first
+        recipe_runs = [record_recipe(client, dataset, recipe, params, summary["recipes"][recipe], tags, parent,
+                                     example, data) for recipe in reversed(params.compared())][::-1]
+        for name in reversed(params.paths):
             record_path(client, dataset, name, params, summary["paths"].get(name), tags, parent)
-        record_comparison(client, parent, page, summary, report, params)
-    return run_url(tracking_uri(), experiment, parent)
+        drawn = record_comparison(client, dataset, parent, summary, report, params)
+        view = comparison_view([parent, *recipe_runs], drawn, list(params.paths), params.seeds[0], len(params.seeds))
+        link = view_link(experiment, store_view(client, experiment, view))
+        client.set_tag(parent, NOTE, f"**[Open the comparison]({link})**: every recipe's boundary, accuracy "
+                                     f"and path in charts; its intervals and verdict in the table.\n\n"
+                                     + artifact_links(page, parent))
+    return f"{ui_address(tracking_uri())}/{link}"
 
 
 def record_recipe(client, dataset: str, recipe: str, params: PipelineConfig, row: dict, tags: dict, parent: str,
-                  example: torch.Tensor, data) -> None:
-    """A recipe's run with its evidence over seeds, and under it one run per seed with its network."""
+                  example: torch.Tensor, data) -> str:
+    """A recipe's run with its evidence over seeds, and under it one run per
+    seed with its network; returns the recipe run's id."""
     regularization = params.suite[recipe].model_dump(mode="json", exclude_none=True)
     trained = checkpoint.load(model_path(dataset, recipe))
     curves = checkpoint.load_curves(history_path(dataset, recipe))
@@ -106,6 +117,7 @@ def record_recipe(client, dataset: str, recipe: str, params: PipelineConfig, row
             log_network(client, run_id, record, example.to(trained.net.dtype), data)
         boundary = figures_dir(dataset, recipe, seeds[0]) / "decision_boundary.png"
         log_recipe(client, recipe_run, row, boundary if boundary.exists() else None)
+    return recipe_run
 
 
 def config(dataset: str, recipe: str, seed: int, params: PipelineConfig) -> dict:
@@ -141,6 +153,26 @@ def record_path(client, dataset: str, name: str, params: PipelineConfig, chosen:
                                            ("strength_one_se", chosen["one_se"]["strength"], 0)])
         figure = path_table(dataset, name).with_suffix(".png")
         client.log_image(path_run, as_image(figure), key="regularization_path", step=0)
+    log_metrics(client, parent, path_curve(name, summary, chosen))
+
+
+def path_curve(name: str, summary: list[dict], chosen: dict | None) -> list[tuple[str, float, int]]:
+    """A path as metric histories of the pipeline run, one step per strength
+    (MLflow's steps are integers): the strength and its log10 (the x axis of
+    the view's chart: MLflow 3.17 draws a log axis for steps only), dev
+    accuracy's mean and 95% interval, and the mean once more at the strength
+    chosen on dev alone, to mark it."""
+    points = []
+    for step, row in enumerate(summary):
+        dev, strength = row["dev_accuracy"], row["strength"]
+        points.append((path_metric(name, "strength"), strength, step))
+        if strength > 0:  # as on the report's log axis, a strength of 0 has no place
+            points.append((path_metric(name, "log10_strength"), math.log10(strength), step))
+        points += [(path_metric(name, f"dev_accuracy_{bound}"), dev[bound], step)
+                   for bound in ("mean", "ci95_low", "ci95_high") if dev.get(bound) is not None]
+        if chosen and strength == chosen["selected"]:
+            points.append((path_metric(name, "chosen_on_dev"), dev["mean"], step))
+    return points
 
 
 def chosen_params(summary: dict) -> dict[str, str]:
@@ -151,10 +183,18 @@ def chosen_params(summary: dict) -> dict[str, str]:
     return params | {f"{name}.one_se": str(path["one_se"]["strength"]) for name, path in summary["paths"].items()}
 
 
-def record_comparison(client, parent: str, page: str, summary: dict, report: Path, params: PipelineConfig) -> None:
-    """The parent's own content: the report as its description (figures
-    linked to its artifacts), the report's files and the headline metrics:
-    the chosen recipe's and the baseline's test accuracy."""
+def record_comparison(client, dataset: str, parent: str, summary: dict, report: Path,
+                      params: PipelineConfig) -> list[str]:
+    """The parent's own content: the report's files, the headline metrics (the
+    chosen recipe's and the baseline's test accuracy) and each recipe's
+    decision boundary (first seed) as an image keyed by recipe. Returns the
+    recipes whose boundary it holds (none for data that is not a plane)."""
+    drawn = []
+    for recipe in params.compared():
+        boundary = figures_dir(dataset, recipe, params.seeds[0]) / "decision_boundary.png"
+        if boundary.exists():
+            client.log_image(parent, as_image(boundary), key=f"{BOUNDARY}/{recipe}", step=0)
+            drawn.append(recipe)
     for name in REPORT_FILES:
         client.log_artifact(parent, str(report / name))
     client.log_artifacts(parent, str(report / "figures"), "figures")
@@ -169,4 +209,4 @@ def record_comparison(client, parent: str, page: str, summary: dict, report: Pat
             headline += [(f"{role}_test_accuracy_{bound}", test[bound], 0) for bound in ("mean", "ci95_low", "ci95_high")
                          if test.get(bound) is not None]
     log_metrics(client, parent, headline)
-    client.set_tag(parent, NOTE, artifact_links(page, parent))
+    return drawn

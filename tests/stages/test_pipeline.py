@@ -10,10 +10,13 @@ import os
 import re
 import subprocess
 import sys
+from urllib.parse import parse_qs
 
 import pytest
 import yaml
 from conftest import ROOT, mlflow_client, run
+
+from pipeline.tracking.views import VIEW_TAG, deserialized
 
 RECIPES, SEEDS = ["baseline", "l2"], [0, 1]
 METRICS = {"train", "dev", "test", "per_class", "weights", "training"}
@@ -144,7 +147,9 @@ def test_mlflow_holds_the_pipeline_run_as_a_tree_shaped_like_the_question(built_
     assert parent.data.tags["kind"] == "pipeline" and parent.info.run_name.startswith("pipeline ")
     summary = json.loads((built_project / "reports/moons/summary.json").read_text())
     description = parent.data.tags["mlflow.note.content"]
-    assert description.startswith("# moons: regularization recipes compared over 2 seeds")
+    link = re.match(r"\*\*\[Open the comparison\]\((#/experiments/(\d+)/runs\?\S+)\)\*\*", description)
+    assert link and link.group(2) == experiment.experiment_id, description[:300]
+    assert "\n\n# moons: regularization recipes compared over 2 seeds" in description
     assert f"](get-artifact?path=figures%2Fdecision_boundaries.png&run_uuid={parent.info.run_id})" in description
     assert "](figures/" not in description and "](paths/" not in description  # no link the UI would 404 on
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"summary.md", "summary.json", "figures",
@@ -202,6 +207,24 @@ def test_mlflow_holds_the_pipeline_run_as_a_tree_shaped_like_the_question(built_
         assert low <= mean <= high and "dev_accuracy" not in child.data.metrics
     assert images(client, path.info.run_id) == {"regularization_path": [0]}
 
+    # the pipeline run holds each recipe's boundary and the path's curve, for the stored view
+    assert images(client, parent.info.run_id) == {f"decision_boundary~{recipe}": [0] for recipe in RECIPES}
+    by_strength = sorted(strengths, key=lambda r: float(r.data.params["strength"]))
+    curve = {name: [(m.step, m.value) for m in client.get_metric_history(parent.info.run_id, f"path/l2/{name}")]
+             for name in ("strength", "log10_strength", "dev_accuracy_mean", "chosen_on_dev")}
+    assert curve["strength"] == [(0, 0.1), (1, 1.0), (2, 10.0)]
+    assert curve["log10_strength"] == [(0, -1.0), (1, 0.0), (2, 1.0)]
+    assert curve["dev_accuracy_mean"] == [(k, r.data.metrics["dev_accuracy_mean"]) for k, r in enumerate(by_strength)]
+    chosen = [0.1, 1, 10].index(summary["paths"]["l2"]["selected"])
+    assert curve["chosen_on_dev"] == [(chosen, curve["dev_accuracy_mean"][chosen][1])]
+    # the view the description links to: the pipeline run, then its recipes in the suite's order
+    view = deserialized(experiment.tags[VIEW_TAG + parse_qs(link.group(1).split("?", 1)[1])["viewStateShareKey"][0]])
+    listed = client.search_runs([experiment.experiment_id], view["searchFilter"],
+                                order_by=[f"{view['orderByKey']} {'ASC' if view['orderByAsc'] else 'DESC'}"])
+    assert [r.info.run_name for r in listed] == [parent.info.run_name, *RECIPES]
+    assert [card["imageKeys"] for card in view["compareRunCharts"] if card["type"] == "IMAGE"] == [
+        [f"decision_boundary/{recipe}"] for recipe in RECIPES]
+
     models = client.search_logged_models([experiment.experiment_id])
     assert sorted(m.name for m in models) == sorted(f"{recipe}-seed-{seed}" for recipe in RECIPES for seed in SEEDS)
     for model in models:  # the evaluated network's metrics travel with the model
@@ -221,7 +244,7 @@ def test_the_record_needs_no_store_but_the_one_it_writes(built_project, tmp_path
         result = run(["dvc", "repro", "--force", "--single-item", "train@moons-l2", "evaluate@moons-l2", "report@moons",
                       "track@moons"], built_project)
         assert {name: (built_project / name).read_bytes() for name in outputs} == before  # byte for byte
-        assert "track moons: the pipeline run in MLflow: http://127.0.0.1:5000/#/experiments/" in result.stdout
+        assert "track moons: the comparison in MLflow: http://127.0.0.1:5000/#/experiments/" in result.stdout
         client = mlflow_client(built_project)
         runs = client.search_runs([client.get_experiment_by_name("moons").experiment_id])
         assert sorted(r.data.tags["kind"] for r in runs).count("seed") == len(RECIPES) * len(SEEDS)

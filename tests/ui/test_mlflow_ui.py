@@ -1,46 +1,64 @@
 """The MLflow UI in a real headless Chromium, over the store a real, small
-`dvc repro` filled (moons; recipes baseline and l2; seeds 0 and 1): what the
-README's "Comparing in the MLflow UI" promises a user can click through.
+`dvc repro` filled (moons; the whole suite of recipes, seeds 0 and 1, one
+path): what the README's "Comparing in the MLflow UI" promises a user sees,
+starting from the link `dvc repro` prints, with every click counted.
 
-The selectors follow MLflow's UI of the installed version (see SELECTORS);
-an MLflow upgrade that moves them fails here first, not in a user's hands.
-`UPDATE_SCREENSHOTS=1 pytest tests/ui` rewrites the README's screenshots in
-docs/ui/; otherwise they go to a temporary folder.
+The selectors follow MLflow's UI of the installed version (see the hooks
+below); an MLflow upgrade that moves them fails here first, not in a user's
+hands. `UPDATE_SCREENSHOTS=1 pytest tests/ui` rewrites the README's
+screenshots in docs/ui/; otherwise they go to a temporary folder.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import urllib.request
 from pathlib import Path
 from typing import Iterator
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urljoin
 
 import pytest
-from conftest import ROOT, mlflow_client, mlflow_server
+from conftest import ROOT, in_project, make_project, mlflow_client, mlflow_server, run
 from playwright.sync_api import Page, expect, sync_playwright
+
+from pipeline.config import load_params
+from pipeline.tracking.store import LOCAL_UI, NOTE
+from pipeline.tracking.views import BOUNDARY, VIEW_TAG
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package: Playwright's own browser download is not allowed here
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
                                 reason=f"no {CHROMIUM}: install Debian's chromium (apt-get install chromium)")
 
-RECIPES, SEEDS = ["baseline", "l2"], [0, 1]
-RECIPE_RUNS = 'tags.kind = "recipe"'  # a search filter: each recipe's run (its evidence over seeds), nested in the pipeline's
-IMAGE_KEY = "decision_boundary"  # MlflowClient.log_image(run_id, image, key=IMAGE_KEY, step=...)
+IMAGE_KEY = "decision_boundary"  # a recipe run's own boundary: MlflowClient.log_image(run_id, image, key=IMAGE_KEY)
 VIEWPORT = {"width": 1280, "height": 800}
 UI_TIMEOUT_MS = 20_000  # Playwright's 5 s default is short for MLflow's 22 MB of JavaScript on 2 busy cores
+PRINTED_LINK = re.compile(r"track moons: the comparison in MLflow: (\S+)")
+# MLflow's UI asks for the signed-in user; a server without authentication answers 404. Nothing else may fail.
+KNOWN_FAILURE = "/ajax-api/2.0/mlflow/users/current"
 
 # MLflow 3.17's UI: the hooks this test (and the README's walk) relies on.
-RUNS_SEARCH = 'metrics.rmse < 1 and params.model = "tree"'  # placeholder of the runs search box
 CHART_SEARCH = "Search metric charts"  # placeholder of the chart view's (and run page's) chart filter
-COLUMN_TREE = '[data-testid="column-selector-tree"]'
-RUN_EXPANDER = 'button[data-component-id*="runnamecellrenderer"]'  # the ⊞ before a parent run's name
 CARD = '[data-testid="experiment-view-compare-runs-card"]'
-CARD_MENU = '[data-testid="experiment-view-compare-runs-card-menu"]'
-CARD_CONFIGURE = '[data-testid="experiment-view-compare-runs-card-edit"]'
-CARD_FULLSCREEN = '[data-component-id="fullscreen_button_chartcard"]'
-# an image card's <img> loads get-artifact?path=images/<key>+step+<step>+...&run_uuid=<run>
-IMAGE_OF_KEY = f'img[src*="{quote(f"images/{IMAGE_KEY}+", safe="")}"]'
+TABLE_VIEW = 'label:has(input[name="runs-view-mode"][value="TABLE"])'  # the runs page's Table | Chart switch
+RUN_ROW = '[role="row"]'
+
+
+def image_of(key: str) -> str:
+    """An image card's <img>: it loads get-artifact?path=images/<key>+step+...&run_uuid=<run>,
+    a key's "/" written "~" (MLflow's file name for it)."""
+    path = quote(f"images/{key.replace('/', '~')}+", safe="")
+    return f'img[src*="{path}"]'
+
+
+@pytest.fixture(scope="module")
+def built_project(tmp_path_factory) -> Path:
+    """The small project with every recipe of the suite, after one cold `dvc repro`:
+    more recipes than MLflow's charts show runs by default (10)."""
+    path = make_project(tmp_path_factory.mktemp("built") / "project", whole_suite=True)
+    result = run(["dvc", "repro"], path)
+    (path / "repro.log").write_text(result.stdout + result.stderr)
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +69,15 @@ def mlflow_ui(built_project: Path, tmp_path_factory) -> Iterator[str]:
     with mlflow_server(f"sqlite:///{built_project / 'mlflow.db'}", log, built_project) as (url, ready):
         ready()
         yield url
+
+
+@pytest.fixture(scope="module")
+def printed_link(built_project: Path, mlflow_ui: str) -> str:
+    """The link `dvc repro` printed for moons, on the test's server instead of `mlflow ui`'s default address."""
+    match = PRINTED_LINK.search((built_project / "repro.log").read_text())
+    assert match, f"dvc repro printed no link to the comparison:\n{(built_project / 'repro.log').read_text()}"
+    assert match.group(1).startswith(f"{LOCAL_UI}/#/experiments/")
+    return mlflow_ui + match.group(1).removeprefix(LOCAL_UI)
 
 
 @pytest.fixture(scope="module")
@@ -92,44 +119,39 @@ def screenshots(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def store(built_project: Path) -> dict:
-    """What the UI should show, read with MLflow's client: the experiment's
-    id, each recipe's run id, each recipe's mean test accuracy over seeds,
-    and the keys of each run's logged images (artifacts images/<key>+step+...)."""
+    """What the UI should show, read with MLflow's client: the experiment, its
+    pipeline run, and per recipe (in the suite's order, baseline first) its
+    run's id, test accuracy over seeds (mean, 95% interval) and verdict."""
     client = mlflow_client(built_project)
-    experiment = client.get_experiment_by_name("moons").experiment_id
-    runs = client.search_runs([experiment], RECIPE_RUNS)
-    return {"experiment": experiment,
-            "runs": {r.data.tags["recipe"]: r.info.run_id for r in runs},
-            "mean_test_accuracy": {r.data.tags["recipe"]: r.data.metrics["test_accuracy_mean"] for r in runs},
-            "image_keys": {r.info.run_id: {Path(a.path).name.split("+")[0] for a in client.list_artifacts(
-                r.info.run_id, "images")} for r in runs}}
+    experiment = client.get_experiment_by_name("moons")
+    (parent,) = client.search_runs([experiment.experiment_id], 'tags.kind = "pipeline"')
+    runs = client.search_runs([experiment.experiment_id], 'tags.kind = "recipe"')
+    recipes = {r.data.tags["recipe"]: r for r in runs}
+    order = in_project(built_project, load_params).compared()
+    assert sorted(order) == sorted(recipes)
+    return {"client": client, "experiment": experiment.experiment_id, "parent": parent.info.run_id,
+            "parent_name": parent.info.run_name, "recipes": order,
+            "runs": {name: run.info.run_id for name, run in recipes.items()},
+            "test_accuracy": {name: {bound: run.data.metrics[f"test_accuracy_{bound}"]
+                                     for bound in ("mean", "ci95_low", "ci95_high")}
+                              for name, run in recipes.items()},
+            "verdict": {name: run.data.tags.get("verdict") for name, run in recipes.items()}}
 
 
-def assert_logged_images(store: dict, run_ids: list[str]) -> None:
-    """The pipeline's side of the contract, checked before the UI's, so a failure says which side broke."""
-    for run_id in run_ids:
-        assert IMAGE_KEY in store["image_keys"][run_id], (
-            f"run {run_id} logged no {IMAGE_KEY!r} image (MlflowClient.log_image(..., key={IMAGE_KEY!r}, step=...)); "
-            f"its image keys: {sorted(store['image_keys'][run_id])}")
+class Failures:
+    """What went wrong in the page: console errors and HTTP responses of 400 and above."""
 
+    def __init__(self, page: Page):
+        self.console, self.responses = [], []
+        page.on("console", lambda message: self.console.append(message.text) if message.type == "error" else None)
+        page.on("response", lambda response: self.responses.append(response.url) if response.status >= 400 else None)
 
-def search_runs(page: Page, filter_string: str) -> None:
-    box = page.get_by_placeholder(RUNS_SEARCH)
-    box.fill(filter_string)
-    box.press("Enter")
-
-
-def runs_page(base_url: str, experiment: str, filter_string: str = "", view: str = "TABLE") -> str:
-    """The experiment's runs in the Model training (not GenAI) layout, filtered and in the given view."""
-    query = urlencode({"workflowType": "machine_learning", "searchFilter": filter_string, "compareRunsMode": view})
-    return f"{base_url}/#/experiments/{experiment}/runs?{query}"
-
-
-def expand_pipeline_run(page: Page) -> None:
-    """Recipe runs are nested under their pipeline run, which MLflow lists
-    collapsed: one click on its expander lists them (and puts them in the charts)."""
-    parent = page.locator('[role="row"]').filter(has=page.get_by_role("link", name=re.compile(r"^pipeline ")))
-    parent.locator(RUN_EXPANDER).click()
+    def assert_none_but_known(self) -> None:
+        unexpected = [url for url in self.responses if KNOWN_FAILURE not in url]
+        assert not unexpected, f"requests failed: {unexpected}"
+        known = len(self.responses)
+        other = [text for text in self.console if not text.startswith("Failed to load resource")]
+        assert not other and len(self.console) <= known, f"console errors: {self.console}"
 
 
 def settle(page: Page) -> None:
@@ -143,82 +165,122 @@ def decoded_width(image) -> int:
     return image.evaluate("img => img.decode().then(() => img.naturalWidth)")
 
 
-def test_experiment_page_lists_each_recipe_with_its_mean_over_seeds(page: Page, mlflow_ui: str, store: dict,
-                                                                    screenshots: Path):
-    """The README's first clicks: Model training, moons, the pipeline run
-    expanded, a test_accuracy_mean column: a row per recipe, its mean over seeds."""
-    page.goto(mlflow_ui)
-    page.get_by_text("Model training", exact=True).click()
-    page.get_by_role("link", name="moons", exact=True).click()
-    expect(page).to_have_url(re.compile(rf"#/experiments/{store['experiment']}/runs\b"))
-    search_runs(page, RECIPE_RUNS)
-    expand_pipeline_run(page)
-    page.get_by_role("button", name="Columns").click()
-    page.locator(COLUMN_TREE).get_by_text("test_accuracy_mean", exact=True).click()
-    page.keyboard.press("Escape")
-    page.get_by_role("button", name="Toggle sidebar").click()  # room for the column at 1280 pixels
+def distinct_colours(image) -> int:
+    """How many colours the decoded image has (a blank one has one), counted in the browser."""
+    return image.evaluate("""img => img.decode().then(() => {
+        const canvas = document.createElement("canvas");
+        [canvas.width, canvas.height] = [img.naturalWidth, img.naturalHeight];
+        const context = canvas.getContext("2d");
+        context.drawImage(img, 0, 0);
+        const pixels = context.getImageData(0, 0, canvas.width, canvas.height).data;
+        const colours = new Set();
+        for (let i = 0; i < pixels.length; i += 4)
+            colours.add((pixels[i] << 16) | (pixels[i + 1] << 8) | pixels[i + 2]);
+        return colours.size;
+    })""")
 
-    for recipe in RECIPES:
+
+def test_the_printed_link_shows_every_recipes_boundary_next_to_the_baselines(page: Page, printed_link: str,
+                                                                               store: dict, screenshots: Path):
+    """No click: the link `dvc repro` printed opens the chart view of the
+    pipeline run and its recipe runs, in the suite's order, with one card per
+    recipe holding its decision boundary, the baseline's first: all loaded,
+    none blank, although there are more recipes than MLflow's 10-run limit."""
+    failures = Failures(page)
+    page.goto(printed_link)
+    rows = page.locator(RUN_ROW)
+    expect(rows.filter(has=page.get_by_role("link", name=store["parent_name"], exact=True))).to_have_count(1)
+    for recipe in store["recipes"]:
+        expect(page.get_by_role("link", name=recipe, exact=True)).to_have_count(1)
+    assert len(store["recipes"]) > 10
+    listed = [name.strip() for name in page.locator(f"{RUN_ROW} a").all_inner_texts() if name.strip()]
+    assert listed[:len(store["recipes"]) + 1] == [store["parent_name"], *store["recipes"]]
+
+    # as if scrolled through: a card renders when it comes into view
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": 4000})
+    cards = page.locator(CARD)
+    expect(cards.filter(has=page.locator(image_of(f"{BOUNDARY}/{store['recipes'][-1]}")))).to_have_count(1)
+    titles = [title for title in cards.get_by_role("heading").all_inner_texts() if title.startswith(f"{BOUNDARY}/")]
+    assert titles[0] == f"{BOUNDARY}/baseline"
+    assert sorted(titles) == sorted(f"{BOUNDARY}/{recipe}" for recipe in store["recipes"])
+    for recipe in store["recipes"]:
+        image = cards.locator(image_of(f"{BOUNDARY}/{recipe}")).first
+        image.scroll_into_view_if_needed()
+        expect(image).to_be_visible()
+        assert f"run_uuid={store['parent']}" in image.get_attribute("src")
+        assert decoded_width(image) > 100 and distinct_colours(image) > 50, recipe
+    for title in ("test_accuracy_mean", "test_accuracy_vs_baseline_mean", "path/l2/dev_accuracy_mean"):
+        card = cards.filter(has=page.get_by_role("heading").filter(has_text=title)).first
+        card.scroll_into_view_if_needed()
+        expect(card.locator(".js-plotly-plot")).to_be_visible()  # a chart was drawn
+    page.set_viewport_size(VIEWPORT)
+    page.locator(CARD).first.scroll_into_view_if_needed()
+    settle(page)
+    page.screenshot(path=screenshots / "comparison_charts.png")
+    failures.assert_none_but_known()
+
+
+def test_one_click_shows_every_recipes_interval_and_verdict(page: Page, printed_link: str, store: dict,
+                                                           screenshots: Path):
+    """One click (Table) from the printed link: a row per recipe with its mean
+    test accuracy, the ends of its 95% interval and its verdict against the
+    baseline, as the store holds them."""
+    failures = Failures(page)
+    page.goto(printed_link)
+    expect(page.get_by_role("link", name="baseline", exact=True)).to_have_count(1)
+    page.locator(TABLE_VIEW).click()  # click 1
+    for recipe in store["recipes"]:
         link = page.get_by_role("link", name=recipe, exact=True)
         expect(link).to_have_count(1)
-        row_index = page.locator('[role="row"]').filter(has=link).first.get_attribute("row-index")
-        mean = page.locator(f'[role="row"][row-index="{row_index}"] [col-id="metrics.`test_accuracy_mean`"]')
-        shown = float(re.match(r"\s*([0-9.eE+-]+)", mean.inner_text()).group(1))
-        assert shown == pytest.approx(store["mean_test_accuracy"][recipe], abs=1e-3)
-    page.screenshot(path=screenshots / "experiment_recipes.png")
+        index = page.locator(RUN_ROW).filter(has=link).first.get_attribute("row-index")
+        row = page.locator(f'{RUN_ROW}[row-index="{index}"]')
+        for bound, value in store["test_accuracy"][recipe].items():
+            cell = row.locator(f'[col-id="metrics.`test_accuracy_{bound}`"]')
+            expect(cell).to_be_in_viewport(ratio=1)  # on screen, no scrolling
+            shown = float(re.match(r"\s*([0-9.eE+-]+)", cell.inner_text()).group(1))
+            assert shown == pytest.approx(value, abs=1e-3), (recipe, bound)
+        verdict = row.locator('[col-id="tags.`verdict`"]')
+        expect(verdict).to_be_in_viewport(ratio=1)
+        verdict = verdict.inner_text().strip()
+        assert verdict == (store["verdict"][recipe] or "-"), recipe
+    settle(page)
+    page.screenshot(path=screenshots / "comparison_table.png")
+    failures.assert_none_but_known()
 
 
-def test_run_page_shows_its_decision_boundary(page: Page, mlflow_ui: str, store: dict, screenshots: Path):
-    """A recipe run's Model metrics tab has its first seed's decision boundary
-    as an image card; a click on it shows the full-size figure."""
+def test_every_link_in_every_description_answers(mlflow_ui: str, store: dict):
+    """The experiment's and every run's description: each link and embedded
+    image answers 200 on the server; the view a link names is stored."""
+    client, experiment = store["client"], store["experiment"]
+    tags = client.get_experiment(experiment).tags
+    descriptions = [tags.get(NOTE, "")] + [run.data.tags.get(NOTE, "") for run in client.search_runs([experiment])]
+    links = {link for text in descriptions for link in re.findall(r"\]\(([^)\s]+)\)", text)}
+    assert any("get-artifact" in link for link in links) and any("viewStateShareKey=" in link for link in links)
+    for link in sorted(links):
+        if key := re.search(r"viewStateShareKey=(\w+)", link):
+            assert VIEW_TAG + key.group(1) in tags, link
+        with urllib.request.urlopen(urljoin(f"{mlflow_ui}/", link), timeout=30) as response:
+            assert response.status == 200 and response.read(), link
+
+
+def test_run_page_shows_its_decision_boundary(page: Page, printed_link: str, store: dict, screenshots: Path):
+    """From the printed link, a recipe's name opens its run (click 1); its
+    Model metrics tab (click 2) has its first seed's decision boundary as an
+    image card; a click on it (3) shows the full-size figure."""
     run_id = store["runs"]["l2"]
-    assert_logged_images(store, [run_id])
-    page.goto(runs_page(mlflow_ui, store["experiment"], RECIPE_RUNS))
-    expand_pipeline_run(page)
+    page.goto(printed_link)
     page.get_by_role("link", name="l2", exact=True).click()
     expect(page).to_have_url(re.compile(rf"/runs/{run_id}\b"))
     page.get_by_role("tab", name="Model metrics").click()
     page.get_by_placeholder(CHART_SEARCH).fill(IMAGE_KEY)
-    thumbnail = page.locator(f'{CARD} {IMAGE_OF_KEY}[src*="run_uuid={run_id}"]')
+    thumbnail = page.locator(f'{CARD} {image_of(IMAGE_KEY)}[src*="run_uuid={run_id}"]')
     expect(thumbnail).to_have_count(1)
     thumbnail_width = decoded_width(thumbnail)
     assert thumbnail_width > 0
 
     thumbnail.click()
-    full_size = page.locator(f'{IMAGE_OF_KEY}[src*=".png&run_uuid={run_id}"]')  # the PNG, not the webp thumbnail
+    full_size = page.locator(f'{image_of(IMAGE_KEY)}[src*=".png&run_uuid={run_id}"]')  # the PNG, not the webp thumbnail
     expect(full_size).to_be_visible()
     assert decoded_width(full_size) > thumbnail_width
     settle(page)
     page.screenshot(path=screenshots / "run_decision_boundary.png")
-
-
-def test_chart_view_shows_two_runs_boundaries_side_by_side(page: Page, mlflow_ui: str, store: dict,
-                                                            screenshots: Path):
-    """Each recipe's run in the chart view: the decision-boundary image card,
-    run parameters hidden, full screen, shows the two boundaries in one row."""
-    assert_logged_images(store, [store["runs"][recipe] for recipe in RECIPES])
-    page.goto(runs_page(mlflow_ui, store["experiment"], RECIPE_RUNS, view="CHART"))
-    expand_pipeline_run(page)
-    for recipe in RECIPES:
-        expect(page.get_by_role("link", name=recipe, exact=True)).to_have_count(1)
-    page.get_by_placeholder(CHART_SEARCH).fill(IMAGE_KEY)
-    card = page.locator(CARD).filter(has=page.get_by_role("heading", name=IMAGE_KEY, exact=True))
-    expect(card).to_have_count(1)
-
-    card.locator(CARD_MENU).click()
-    page.locator(CARD_CONFIGURE).click()
-    show_parameters = page.get_by_role("switch", name="Show run parameters")
-    expect(show_parameters).to_be_checked()
-    show_parameters.click()  # each run's long parameter list would push the images under one another
-    page.get_by_role("button", name="Save changes").click()
-    card.locator(CARD_FULLSCREEN).click()
-
-    images = page.get_by_role("dialog").locator(IMAGE_OF_KEY)
-    expect(images).to_have_count(2)
-    shown = {re.search(r"run_uuid=(\w+)", image.get_attribute("src")).group(1) for image in images.all()}
-    assert shown == {store["runs"][recipe] for recipe in RECIPES}
-    assert all(decoded_width(image) > 0 for image in images.all())
-    left, right = sorted((image.bounding_box() for image in images.all()), key=lambda box: box["x"])
-    assert abs(left["y"] - right["y"]) < 2 and right["x"] >= left["x"] + left["width"]  # one row, not overlapping
-    settle(page)
-    page.screenshot(path=screenshots / "chart_view_two_boundaries.png")

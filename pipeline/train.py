@@ -72,8 +72,8 @@ def job(composed: DictConfig) -> None:
         experiment, tags = sweeps.EXPERIMENT, tags | {PARENT: sweep}
     else:
         experiment = f"{dataset_name}-adhoc"
-    # Parallel jobs (Hydra's joblib launcher) share one terminal: a bar each would garble it.
-    progress = sys.stdout.isatty() and multiprocessing.parent_process() is None
+    # A bar on a terminal, lines in a log; parallel jobs (Hydra's joblib launcher) share one stdout: neither.
+    progress = None if multiprocessing.parent_process() else "bar" if sys.stdout.isatty() else "lines"
     client = connect()
     configs = [run_config | {"seed": seed} for seed in config.seeds]
     run_ids = start_runs(client, experiment, [seed_run_name(config.recipe, seed) for seed in config.seeds],

@@ -5,13 +5,14 @@ experiment <dataset>-adhoc; `-m` sweeps, one Hydra job per value."""
 from __future__ import annotations
 
 import os
+import pty
 import re
 import signal
 import subprocess
 import sys
 
 import pytest
-from conftest import mlflow_client, run
+from conftest import BIN, mlflow_client, run
 
 RUN_URL = re.compile(r"http://127\.0\.0\.1:5000/#/experiments/(\w+)/runs/(\w+)")
 FAST = ["trainer.max_steps=20", "trainer.eval_every=10"]
@@ -29,6 +30,32 @@ def _assert_hydra_wrote_nothing(project):
     assert not written, written
 
 
+def test_on_a_terminal_that_reports_no_size_the_bar_shows_the_time_left(project):
+    """A pseudo-terminal as `script` or a container's tty opens it: 0 columns."""
+    primary, secondary = pty.openpty()
+    environment = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    environment.pop("MLFLOW_TRACKING_URI", None)
+    environment.pop("COLUMNS", None)
+    with subprocess.Popen([sys.executable, "-m", "pipeline.train", "trainer.max_steps=40", "trainer.eval_every=20"],
+                          cwd=project, env=environment, stdout=secondary, stderr=subprocess.PIPE) as process:
+        os.close(secondary)
+        assert os.get_terminal_size(primary).columns == 0
+        output = b""
+        while True:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:  # the terminal closed with the process
+                break
+            if not chunk:
+                break
+            output += chunk
+        assert process.wait(timeout=120) == 0, process.stderr.read()
+    os.close(primary)
+    text = output.decode()
+    assert re.search(r"training: 100%\|█+\| 40/40 \[\d\d:\d\d<\d\d:\d\d", text), text  # elapsed<left
+    assert "ad-hoc moons/baseline" in text
+
+
 def test_adhoc_run_with_hydra_overrides_is_tracked_per_seed(project):
     result = run(
         [sys.executable, "-m", "pipeline.train", "dataset=circles", "regularization=[l2,dropout]",
@@ -37,7 +64,8 @@ def test_adhoc_run_with_hydra_overrides_is_tracked_per_seed(project):
     )
     assert "ad-hoc circles/l2+dropout" in result.stdout
     assert "test accuracy over 3 seeds" in result.stdout and "95% interval [" in result.stdout
-    assert "step/s" not in result.stdout  # no progress bar when stdout is not a terminal
+    assert "step/s" not in result.stdout and "\r" not in result.stdout  # no bar when stdout is not a terminal,
+    assert "training: 40/40 steps (100%)" in result.stdout  # but lines
     client = mlflow_client(project)
     assert client.get_experiment_by_name("circles") is None  # the pipeline's experiment stays the pipeline's
     experiment = client.get_experiment_by_name("circles-adhoc")

@@ -11,14 +11,13 @@ from dataclasses import dataclass, replace
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.accelerators import CUDAAccelerator, MPSAccelerator
-from pytorch_lightning.callbacks import TQDMProgressBar
-from pytorch_lightning.callbacks.progress.tqdm_progress import Tqdm
 
 from pipeline.config import ModelConfig, TrainerConfig
 from pipeline.core.errors import PipelineError
 from pipeline.data.splits import Splits
 from pipeline.engine.module import BatchTraining
 from pipeline.engine.network import StackedNetwork, as_tensors, make_network
+from pipeline.engine.progress import StepLines, StepProgressBar
 from pipeline.techniques import Batch, RecipeConfig
 
 for _name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch"):
@@ -49,30 +48,6 @@ class FitResult:
     figures: list[dict[str, float]]  # per network: initial_cost and its techniques' figures
 
 
-class StepProgressBar(TQDMProgressBar):
-    """Lightning's tqdm bar, counting optimizer steps up to trainer.max_steps in
-    one bar. The stock bar counts each epoch's batches, and here an epoch is one
-    batch of eval_every steps: it would show a new 1/1 bar every evaluation."""
-
-    def __init__(self, max_steps: int):
-        super().__init__()
-        self.max_steps = max_steps
-
-    def init_train_tqdm(self) -> Tqdm:
-        return Tqdm(desc="training", total=self.max_steps, unit="step", disable=self.is_disabled, leave=True,
-                    dynamic_ncols=True, file=sys.stdout, smoothing=0, bar_format=self.BAR_FORMAT)
-
-    def init_validation_tqdm(self) -> Tqdm:
-        return Tqdm(disable=True)  # an evaluation takes milliseconds: no bar of its own
-
-    def on_train_epoch_start(self, *_) -> None:
-        pass  # one bar for the whole run
-
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: BatchTraining, *_) -> None:
-        self.train_progress_bar.n = pl_module.steps
-        self.train_progress_bar.refresh()
-
-
 def dtype_of(trainer: TrainerConfig) -> torch.dtype:
     return torch.float64 if trainer.precision == "64-true" else torch.float32
 
@@ -85,11 +60,11 @@ def check_accelerator(trainer: TrainerConfig) -> None:
 
 
 def fit(members: list[Member], model: ModelConfig, trainer: TrainerConfig, splits: Splits,
-        callbacks: list[pl.Callback] = (), progress: bool = False) -> FitResult:
+        callbacks: list[pl.Callback] = (), progress: str | None = None) -> FitResult:
     """Train one network per member; a network's result depends only on its own
     member, data and config, not on the others, and is the same bit for bit
-    on the same machine. progress shows a bar of steps on stdout (for a
-    terminal: DVC stages leave it off). The networks train on
+    on the same machine. progress shows the steps done on stdout: "bar" (a
+    terminal), "lines" (a log), None (DVC stages). The networks train on
     trainer.accelerator's device and come back on the CPU."""
     check_accelerator(trainer)
     dtype = dtype_of(trainer)
@@ -103,9 +78,10 @@ def fit(members: list[Member], model: ModelConfig, trainer: TrainerConfig, split
         devices=1,
         max_epochs=math.ceil(trainer.max_steps / trainer.eval_every),  # an epoch is eval_every steps
         logger=False,
-        callbacks=[*callbacks, StepProgressBar(trainer.max_steps)] if progress else list(callbacks),
+        callbacks=[*callbacks, *{"bar": [StepProgressBar(trainer.max_steps)],
+                                 "lines": [StepLines(trainer.max_steps)]}.get(progress, [])],
         enable_checkpointing=False,
-        enable_progress_bar=progress,
+        enable_progress_bar=progress == "bar",
         enable_model_summary=False,
         num_sanity_val_steps=0,
         deterministic=True,

@@ -27,7 +27,7 @@ class Training:
 
 
 def train(members: list[Member], model: ModelConfig, trainer: TrainerConfig, splits: Splits,
-          progress: bool = False, snapshots: int = SNAPSHOTS) -> Training:
+          progress: str | None = None, snapshots: int = SNAPSHOTS) -> Training:
     """fit() the members at once, with that many boundary snapshots each; progress: see fit()."""
     recorder = None
     if splits.n_features == 2 and snapshots:

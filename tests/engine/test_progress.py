@@ -1,5 +1,6 @@
-"""fit()'s progress bar, which only the ad-hoc run turns on: one bar of
-optimizer steps, although Lightning sees one batch of eval_every steps per epoch."""
+"""fit()'s progress, which only the ad-hoc run turns on: one bar of optimizer
+steps on a terminal, although Lightning sees one batch of eval_every steps per
+epoch; plain lines in a log. Both say how long is left."""
 
 from __future__ import annotations
 
@@ -24,12 +25,22 @@ def splits() -> Splits:
 
 
 def test_the_bar_counts_optimizer_steps_up_to_max_steps(capsys):
-    fit([Member(seed, RecipeConfig()) for seed in (0, 1)], TINY, TRAINER, splits(), progress=True)
+    fit([Member(seed, RecipeConfig()) for seed in (0, 1)], TINY, TRAINER, splits(), progress="bar")
     updates = [update for update in capsys.readouterr().out.split("\r") if update.strip()]
     counts = [tuple(int(n) for n in re.search(r"(\d+)/(\d+) \[", update).groups()) for update in updates]
     assert {total for _, total in counts} == {30}
     assert sorted({done for done, _ in counts}) == [0, 10, 20, 30]  # by eval_every, in steps
     assert all("step/s" in update for update in updates)
+    assert re.search(r"30/30 \[\d\d:\d\d<\d\d:\d\d", updates[-1])  # elapsed<remaining
+
+
+def test_a_log_gets_a_line_each_tenth_of_the_steps_with_the_time_left(capsys):
+    fit([Member(0, RecipeConfig())], TINY, TRAINER.model_copy(update={"max_steps": 100}), splits(), progress="lines")
+    lines = capsys.readouterr().out.splitlines()
+    assert "\r" not in "".join(lines)
+    done = [int(re.fullmatch(r"training: (\d+)/100 steps \(\d+%\), \d\d:\d\d elapsed, \d\d:\d\d left", line)
+                .group(1)) for line in lines]
+    assert done == list(range(10, 101, 10))  # eval_every = 10 steps: each tenth once
 
 
 def test_fit_shows_no_bar_unless_asked(capsys):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -106,7 +107,10 @@ def test_the_pipeline_queue_workers_and_an_adhoc_run_log_to_a_postgresql_backed_
         adhoc = side.submit(run, [sys.executable, "-m", "pipeline.train", *ADHOC], project, to_server)
         run(["dvc", "repro"], project, to_server)
         adhoc = adhoc.result()
-    assert adhoc.stdout.splitlines()[0] == f"ad-hoc moons/l2: MLflow experiment moons-adhoc in {url}"
+    report = [line for line in adhoc.stdout.splitlines() if not line.startswith("training: ")]  # progress lines
+    assert report[0] == f"ad-hoc moons/l2: MLflow experiment moons-adhoc in {url}"
+    adhoc_runs = re.findall(rf"^    {re.escape(url)}/#/experiments/\d+/runs/(\w+)$", adhoc.stdout, re.MULTILINE)
+    assert len(adhoc_runs) == 2  # each seed's run, on the server's own UI (not `mlflow ui`'s default address)
 
     # In PostgreSQL: the pipeline run's parent, a run per recipe and one per its
     # seeds, the path's run and one per strength; the ad-hoc run's two seeds; all ended.

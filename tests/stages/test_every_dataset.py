@@ -12,12 +12,15 @@ from conftest import run
 
 @pytest.mark.slow
 def test_every_offline_dataset_runs_through_dvc(project):
-    """digits, mnist5k and the user-file examples, next to moons, in one `dvc exp run`."""
+    """digits, mnist5k and the user-file examples in one `dvc exp run` of their
+    reports (moons, the project's own, is the other tests'), and one into MLflow."""
     added = {"digits": "digits", "mnist5k": "mnist5k", "iris": "csv", "cancer": "npz"}
     overrides = [arg for name, config in added.items() for arg in ("-S", f"+dataset@datasets.{name}={config}")]
-    result = run(["dvc", "exp", "run", *overrides, "-S", "~paths.l2", "-S", "seeds=[1]"], project)
+    targets = [f"report@{name}" for name in added] + ["track@digits"]  # image data: no boundary to view
+    result = run(["dvc", "exp", "run", *overrides, "-S", "~paths.l2", "-S", "seeds=[1]", *targets], project)
     ran = set(re.findall(r"Running stage '([^']+)'", result.stdout))
-    assert {f"report@{name}" for name in added} <= ran, result.stdout
+    assert set(targets) <= ran and not any(stage.endswith("@moons") for stage in ran), result.stdout
+    assert "track digits: the comparison in MLflow: http://127.0.0.1:5000/#/experiments/" in result.stdout
     expected = {"digits": (10, 450, True), "mnist5k": (10, 1500, True), "iris": (3, 30, False),
                 "cancer": (2, 114, False)}
     for name, (classes, test_size, images) in expected.items():

@@ -8,6 +8,7 @@ import csv
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from urllib.parse import parse_qs
@@ -296,6 +297,14 @@ def test_override_reruns_only_the_recipe_that_uses_it(built_project):
     shown = json.loads(run(["dvc", "exp", "show", "--json"], built_project).stdout)
     assert "0.3" in json.dumps(shown)  # the experiment is listed with its param
     assert "test_accuracy" in json.dumps(shown)
+    # The README's comparison of experiments fits a terminal of 80 columns, no column cut ("…"), and shows
+    # the param set and the recipe whose test accuracy moved (l2's, here), nothing else.
+    compare = re.search(r"^(dvc exp show --only-changed --drop '[^']+')", (ROOT / "README.md").read_text(), re.M)
+    assert compare, "the README gives no `dvc exp show --only-changed --drop ...` command"
+    table = run([*shlex.split(compare.group(1)), "--no-pager"], built_project, env={"COLUMNS": "80"}).stdout
+    lines = table.splitlines()
+    assert max(map(len, lines)) <= 80 and "…" not in table, table
+    assert {"l2", "suite.l2.l2.strength"} <= set(lines[1].split()), table
 
 
 def test_a_key_no_stage_reads_still_stops_the_pipeline(built_project):

@@ -179,9 +179,11 @@ def label_outer(panels: list, xlabel: str, ylabel: str) -> None:
 
 
 def decision_boundaries(path: Path, probas: dict[str, np.ndarray], grid, splits: Splits,
-                        metrics: dict[str, dict], y_preds: dict[str, np.ndarray]) -> Figure:
-    """All recipes on the same axes and colour scale, in a grid, with one colour
-    bar and one legend; y_preds are each recipe's test predictions."""
+                        metrics: dict[str, dict], y_preds: dict[str, np.ndarray],
+                        heading: str = "decision boundaries, first seed of every recipe") -> Figure:
+    """Networks (recipes, or one recipe's strengths) on the same axes and
+    colour scale, in a grid, with one colour bar and one legend; y_preds are
+    each one's test predictions."""
     xx, yy = grid
     panel_width = 3.0
     panel_height = float(np.clip(panel_width * np.ptp(yy) / np.ptp(xx), 1.8, 3.6)) + 0.5  # + title
@@ -194,7 +196,7 @@ def decision_boundaries(path: Path, probas: dict[str, np.ndarray], grid, splits:
         fig.colorbar(image, ax=axes, label="P(class 1)", ticks=[0, 0.25, 0.5, 0.75, 1], shrink=0.6, aspect=30)
     fig.legend(handles=boundary_legend(splits), loc="outside lower center", ncol=min(3 + splits.n_classes, 6),
                fontsize=10, frameon=False)
-    fig.suptitle("decision boundaries, first seed of every recipe", fontsize=12)
+    fig.suptitle(heading, fontsize=12)
     return save(fig, path)
 
 

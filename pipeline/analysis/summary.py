@@ -136,8 +136,10 @@ VERDICTS = {"higher": "higher than baseline", "lower": "lower than baseline", "n
 
 
 def markdown(dataset: str, summary: dict[str, dict], selection: dict | None, paths: dict[str, dict],
-             test_size: int, thresholds: ReportConfig, figures: list[str]) -> str:
-    """The report page; figures are image paths relative to it, each shown under the table."""
+             test_size: int, thresholds: ReportConfig, figures: list[str],
+             path_figures: dict[str, str] | None = None) -> str:
+    """The report page; figures are image paths relative to it, each shown
+    under the table; path_figures, per path, its boundary at each strength."""
     seeds = max(row["seeds"] for row in summary.values())
     typical = next(iter(summary.values()))["test_accuracy"]["mean"]
     sampling = binomial_standard_error(typical, test_size)
@@ -189,6 +191,8 @@ def markdown(dataset: str, summary: dict[str, dict], selection: dict | None, pat
                          f"| {pct(path['test_accuracy'])} | {simpler['strength']:g} | {pct(simpler['dev_accuracy'])} "
                          f"| {pct(simpler['test_accuracy'])} | [paths/{name}.png](paths/{name}.png) |")
         lines += [""]
+        for name, figure in (path_figures or {}).items():
+            lines += [f"![{name} path: the decision boundary at each strength]({figure})", ""]
     lines += [
         "Diagnosis and key figures are of the means over seeds: high bias when the train error exceeds "
         f"{thresholds.high_bias_error:.0%}; high variance when the dev error exceeds the train error by more than "

@@ -5,10 +5,11 @@ batch, then evaluated on train, dev and test.
     python -m pipeline.stages.path moons
 
 Writes reports/<dataset>/paths/: <path>.csv (a row per strength and seed:
-the accuracies, losses and the weight statistic the technique acts on) and
+the accuracies, losses and the weight statistic the technique acts on),
 <path>.png (each against strength, with seed intervals and the strengths
 chosen on dev marked: the best, and the most regularized within one standard
-error of it).
+error of it) and, for points in the plane, <path>_boundaries.png (the first
+seed's decision boundary at every strength, the one chosen on dev named).
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ import argparse
 from pathlib import Path
 
 from pipeline.analysis import figures
-from pipeline.analysis.evaluation import evaluate
+from pipeline.analysis.evaluation import evaluate, predict
 from pipeline.analysis.regularization_path import by_strength, one_standard_error, rows, select, to_csv
 from pipeline.config import PipelineConfig, load_params
 from pipeline.core.atomic import atomic_dir, write_text
 from pipeline.core.errors import cli
 from pipeline.core.paths import paths_dir
 from pipeline.data.splits import Splits, load_splits
+from pipeline.engine.checkpoint import Trained
 from pipeline.engine.fit import Member
 from pipeline.techniques import TECHNIQUES
 from pipeline.usecases.training import train
@@ -46,9 +48,30 @@ def run_path(name: str, params: PipelineConfig, splits: Splits, directory: Path,
     write_text(directory / f"{name}.csv", to_csv(table))
     figures.regularization_path(directory / f"{name}.png", summary, f"{dataset}: {name} path", swept,
                                 technique.statistic, selected, one_se)
+    if splits.n_features == 2:
+        draw_boundaries(directory / f"{name}_boundaries.png", trained, documents,
+                        first_seeds(path.values, params.seeds, swept, selected), splits,
+                        f"{dataset}: {name} path, the decision boundary at each strength (seed {params.seeds[0]})")
     shown = (f"chosen on dev: {swept} = {selected:g} (one-standard-error choice {one_se:g})" if chosen
              else "no dev set, nothing chosen")
     return f"path {dataset}/{name}: {len(path.values)} values x {len(params.seeds)} seeds; {shown}"
+
+
+def first_seeds(values: list[float], seeds: list[int], swept: str, selected: float | None) -> dict[str, int]:
+    """Per strength, a panel label and the index of its first seed's network
+    (members run strength by strength, seed by seed, as the csv's rows)."""
+    return {f"{swept} = {value:g}" + (" (chosen on dev)" if value == selected else ""): i * len(seeds)
+            for i, value in enumerate(values)}
+
+
+def draw_boundaries(file: Path, trained: Trained, documents: list[dict], networks: dict[str, int], splits: Splits,
+                    heading: str) -> None:
+    """Side by side on shared axes: too little regularization overfits, too much underfits."""
+    grid = figures.plane(splits)
+    nets = {label: trained.single(k) for label, k in networks.items()}
+    figures.decision_boundaries(file, {label: figures.probabilities(net, *grid)[0] for label, net in nets.items()},
+                                grid, splits, {label: documents[k] for label, k in networks.items()},
+                                {label: predict(net, splits.X["test"])[0] for label, net in nets.items()}, heading)
 
 
 @cli

@@ -111,7 +111,9 @@ def main(argv: list[str] | None = None) -> None:
                                           "chosen_on_dev": selection, "paths": paths})
         write_json(out / "test_accuracy.json",
                    {recipe: round(row["test_accuracy"]["mean"], 4) for recipe, row in summary.items()})
-        page = markdown(dataset, summary, selection, paths, test_size, params.report, figure_paths)
+        boundaries = {name: f"paths/{name}_boundaries.png" for name in paths
+                      if (out / f"paths/{name}_boundaries.png").exists()}
+        page = markdown(dataset, summary, selection, paths, test_size, params.report, figure_paths, boundaries)
         write_text(out / "summary.md", page)
     # after the figures' directory is in place: the page embeds them
     write_text(out / "index.html", web_page(f"{dataset}: regularization report", page, out))

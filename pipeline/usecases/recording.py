@@ -153,6 +153,9 @@ def record_path(client, dataset: str, name: str, params: PipelineConfig, chosen:
                                            ("strength_one_se", chosen["one_se"]["strength"], 0)])
         figure = path_table(dataset, name).with_suffix(".png")
         client.log_image(path_run, as_image(figure), key="regularization_path", step=0)
+        boundaries = figure.with_name(f"{name}_boundaries.png")
+        if boundaries.exists():  # points in the plane: the boundary at each strength
+            client.log_image(path_run, as_image(boundaries), key="decision_boundaries", step=0)
     log_metrics(client, parent, path_curve(name, summary, chosen))
 
 

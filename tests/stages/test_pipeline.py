@@ -17,6 +17,7 @@ import pytest
 import yaml
 from conftest import ROOT, mlflow_client, run
 
+from pipeline.stages.path import first_seeds
 from pipeline.tracking.views import VIEW_TAG, deserialized
 
 RECIPES, SEEDS = ["baseline", "l2"], [0, 1]
@@ -83,7 +84,7 @@ def test_report_gives_intervals_paired_differences_and_the_path(built_project):
     assert "![decision boundaries (first seed)](figures/decision_boundaries.png)" in summary
     assert "![weight histograms (first seed)](figures/weight_histograms.png)" in summary
     page = (built_project / "reports/moons/index.html").read_text()
-    assert "<table>" in page and page.count('src="data:image/png;base64,') == 3  # two comparisons, the l2 path
+    assert "<table>" in page and page.count('src="data:image/png;base64,') == 4  # two comparisons; the l2 path, its boundaries
 
 
 def test_dvc_views_fit_a_terminal(built_project):
@@ -116,6 +117,15 @@ def test_path_stage_writes_a_row_per_strength_and_seed_and_its_figure(built_proj
     weights = {float(r["strength"]): float(r["squared_weight_sum"]) for r in rows if r["seed"] == "0"}
     assert weights[10] < weights[1] < weights[0.1]  # stronger L2, smaller weights
     assert (built_project / "reports/moons/paths/l2.png").read_bytes()[:4] == b"\x89PNG"
+    # the boundary at each strength: each one's first seed, the strength chosen on dev named
+    selected = json.loads((built_project / "reports/moons/summary.json").read_text())["paths"]["l2"]["selected"]
+    panels = first_seeds([0.1, 1, 10], SEEDS, "l2.strength", selected)
+    assert [(float(rows[k]["strength"]), rows[k]["seed"]) for k in panels.values()] == [(0.1, "0"), (1, "0"), (10, "0")]
+    assert sum("(chosen on dev)" in label for label in panels) == 1
+    assert f"l2.strength = {selected:g} (chosen on dev)" in panels
+    assert (built_project / "reports/moons/paths/l2_boundaries.png").read_bytes()[:4] == b"\x89PNG"
+    page = (built_project / "reports/moons/summary.md").read_text()
+    assert "![l2 path: the decision boundary at each strength](paths/l2_boundaries.png)" in page
 
 
 def images(client, run_id: str) -> dict[str, list[int]]:
@@ -206,7 +216,7 @@ def test_mlflow_holds_the_pipeline_run_as_a_tree_shaped_like_the_question(built_
     for child in strengths:
         low, mean, high = (child.data.metrics[f"dev_accuracy_{s}"] for s in ("ci95_low", "mean", "ci95_high"))
         assert low <= mean <= high and "dev_accuracy" not in child.data.metrics
-    assert images(client, path.info.run_id) == {"regularization_path": [0]}
+    assert images(client, path.info.run_id) == {"regularization_path": [0], "decision_boundaries": [0]}
 
     # the pipeline run holds each recipe's boundary and the path's curve, for the stored view
     assert images(client, parent.info.run_id) == {f"decision_boundary~{recipe}": [0] for recipe in RECIPES}

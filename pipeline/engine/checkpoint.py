@@ -32,10 +32,19 @@ class Trained:
 
     def single(self, k: int) -> StackedNetwork:
         """Network k alone, as a stack of one (for MLflow's logged model and figures)."""
-        batch = Batch(seeds=(self.seeds[k],), n_features=self.batch.n_features, hidden=self.batch.hidden,
-                      n_train=self.batch.n_train, dtype=self.batch.dtype, image_shape=self.batch.image_shape)
-        net, _ = make_network(batch, self.net.n_classes, self.model, [self.recipes[k]])
-        net.load_state_dict({name: value[k:k + 1] for name, value in self.net.state_dict().items()})
+        return self.subset([k])
+
+    def subset(self, members: list[int]) -> StackedNetwork:
+        """Those networks, stacked in that order. Their recipes must shape the
+        same layers as the whole batch's (a batch has a dropout layer if any
+        of its networks drops units): members of one recipe, or a selection
+        that keeps every recipe of the batch."""
+        batch = Batch(seeds=tuple(self.seeds[k] for k in members), n_features=self.batch.n_features,
+                      hidden=self.batch.hidden, n_train=self.batch.n_train, dtype=self.batch.dtype,
+                      image_shape=self.batch.image_shape)
+        net, _ = make_network(batch, self.net.n_classes, self.model, [self.recipes[k] for k in members])
+        chosen = torch.as_tensor(members)
+        net.load_state_dict({name: value[chosen] for name, value in self.net.state_dict().items()})
         return net.eval()
 
 

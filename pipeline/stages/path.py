@@ -68,10 +68,11 @@ def draw_boundaries(file: Path, trained: Trained, documents: list[dict], network
                     heading: str) -> None:
     """Side by side on shared axes: too little regularization overfits, too much underfits."""
     grid = figures.plane(splits)
-    nets = {label: trained.single(k) for label, k in networks.items()}
-    figures.decision_boundaries(file, {label: figures.probabilities(net, *grid)[0] for label, net in nets.items()},
-                                grid, splits, {label: documents[k] for label, k in networks.items()},
-                                {label: predict(net, splits.X["test"])[0] for label, net in nets.items()}, heading)
+    net = trained.subset(list(networks.values()))  # every strength: the same layers as the whole path's batch
+    probas, y_preds = figures.probabilities(net, *grid), predict(net, splits.X["test"])
+    figures.decision_boundaries(file, dict(zip(networks, probas)), grid, splits,
+                                {label: documents[k] for label, k in networks.items()}, dict(zip(networks, y_preds)),
+                                heading)
 
 
 @cli

@@ -54,6 +54,24 @@ def test_one_network_out_of_the_stack_predicts_as_it_did_inside(trained):
     assert alone.shape == (20, 2) and torch.allclose(alone.sum(1), torch.ones(20))
 
 
+def test_networks_of_a_dropout_path_taken_out_together_predict_as_inside():
+    """A path's batch mixes keep_prob 1 (no dropout layer of its own) with
+    keep_prob 0.5: one network of each, taken out together, keeps the batch's
+    layers and predicts as it did inside (the path stage draws its boundaries so)."""
+    X, y = make_moons(60, noise=0.2, random_state=1)
+    splits = Splits(X={"train": X[:40], "dev": X[40:], "test": X[40:]}, y={"train": y[:40], "dev": y[40:],
+                    "test": y[40:]}, classes=np.array([0, 1]))
+    recipes = [RecipeConfig.model_validate({"dropout": {"keep_prob": [keep, keep]}}) for keep in (1.0, 1.0, 0.5, 0.5)]
+    trainer = TrainerConfig(optimizer="adam", lr=0.05, max_steps=20, eval_every=10)
+    result = fit([Member(seed, recipe) for seed, recipe in zip((0, 1, 0, 1), recipes)], MODEL, trainer, splits)
+    batch = Trained(result.net, result.batch, MODEL, recipes)
+    x = torch.randn(30, 2)
+    with torch.no_grad():
+        inside = batch.net.eval().predict_proba(x)
+        taken = batch.subset([0, 2]).predict_proba(x)
+    assert torch.equal(taken, inside[[0, 2]])
+
+
 def test_a_truncated_file_is_one_clear_error(trained, tmp_path):
     checkpoint.save(trained, tmp_path / "model.pt")
     (tmp_path / "model.pt").write_bytes((tmp_path / "model.pt").read_bytes()[:100])

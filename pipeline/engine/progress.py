@@ -45,7 +45,8 @@ class StepProgressBar(TQDMProgressBar):
 
 class StepLines(pl.Callback):
     """`training: 300/1000 steps (30%), 00:01 elapsed, 00:03 left`, a line
-    each time another tenth of the steps is done, and once at the end."""
+    each time another tenth of the steps is done, and one where training
+    stopped if a rule stopped it early."""
 
     FORMAT = "training: {n_fmt}/{total_fmt} steps ({percentage:.0f}%), {elapsed} elapsed, {remaining} left"
 

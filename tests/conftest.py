@@ -263,3 +263,14 @@ def torch_threads():
     torch.set_num_threads(os.cpu_count() or 1)
     yield torch.get_num_threads()
     torch.set_num_threads(before)
+
+
+LONGEST_FIRST = ("tests/ui/", "tests/tracking/", "tests/engine/test_independence.py", "tests/test_train.py",
+                 "tests/stages/")
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """The modules that take longest first: pytest-xdist hands whole modules
+    to its workers in collection order, and a long one collected last would
+    leave one worker running it alone at the end."""
+    items.sort(key=lambda item: not item.nodeid.startswith(LONGEST_FIRST))

@@ -13,7 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from conftest import BIN, mlflow_client, run
 
 from pipeline import warm as launcher

@@ -58,6 +58,9 @@ class BatchTraining(pl.LightningModule):
         self.trainable = list(net.parameters())
         # decoupled weight decay: (parameter, per-network coefficient shaped to broadcast over it)
         self.decays = [(p, c.view(-1, *[1] * (p.dim() - 1))) for t in techniques for p, c in t.decay(net)]
+        # proximal L1: (parameter, per-network threshold lr * strength/m shaped to broadcast over it)
+        self.shrinks = [(p, config.lr * c.view(-1, *[1] * (p.dim() - 1))) for t in techniques
+                        for p, c in t.shrink(net)]
 
     # --- data: one Lightning batch is eval_every optimizer steps ------------
     def train_dataloader(self):
@@ -121,6 +124,10 @@ class BatchTraining(pl.LightningModule):
                 for parameter, coefficient in self.decays:  # decoupled, before the step, as AdamW
                     parameter.mul_(1 - self.config.lr * coefficient)
         optimizer.step()
+        if self.shrinks:
+            with torch.no_grad():
+                for parameter, threshold in self.shrinks:  # soft threshold: within it, exactly w - w = 0
+                    parameter.sub_(torch.clamp(parameter, -threshold, threshold))
         for technique in self.techniques:
             technique.constrain(net)
         if self.frozen:

@@ -56,3 +56,17 @@ def check_strengths(net, techniques: list[Technique], train_loss: torch.Tensor, 
                     f"decoupled weight decay takes trainer.lr * strength / m = {lr * coefficient[k].item():.2g} of "
                     f"every weight each step ({labels[k]}): the network can only learn zero weights; lower the "
                     f"strengths ({_words([technique], k)}) or trainer.lr")
+    # The proximal L1 step has no penalty either: each step moves every weight
+    # lr * strength/m towards zero, so beyond a network's largest initial weight
+    # it zeroes them all at the first step.
+    for technique in techniques:
+        for parameter, threshold in technique.shrink(net):
+            largest = parameter.abs().reshape(len(threshold), -1).amax(1)
+            erased = ~(lr * threshold < largest)
+            if erased.any():
+                k = int(erased.nonzero()[0])
+                raise PipelineError(
+                    f"the proximal L1 step takes trainer.lr * strength / m = {lr * threshold[k].item():.2g} off "
+                    f"every weight each step, more than the largest initial weight ({largest[k].item():.2g}; "
+                    f"{labels[k]}): the network can only learn zero weights; lower the strengths "
+                    f"({_words([technique], k)}) or trainer.lr")

@@ -135,6 +135,12 @@ class Technique:
         each step shrinks the parameter by lr * coefficient before the optimizer's own step."""
         return []
 
+    def shrink(self, net) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(parameter, per-model threshold (K,)) pairs of a proximal L1 step: after
+        the optimizer's step, each entry moves lr * threshold towards zero, and
+        those within it become exactly zero."""
+        return []
+
     def constrain(self, net) -> None:
         """A constraint put on the weights after every optimizer step."""
 

@@ -1,28 +1,54 @@
 """L1: cost + strength/m * sum |W|. Its constant-size pull drives weights to
-(nearly) zero: sparsity is its headline figure."""
+(nearly) zero: sparsity is its headline figure. As a penalty, its gradient
+(the subgradient strength/m * sign(W)) overshoots zero every step, so under
+plain SGD a weight the data does not need ends oscillating within lr *
+strength/m of zero, never at it; the proximal update (soft-thresholding after
+each step) puts such weights at exactly zero."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pipeline.techniques.penalty import PenaltyConfig, PenaltyTechnique, WeightPenalty
 
 
 class L1Config(PenaltyConfig):
-    """cost + strength/m * sum |W|."""
+    """cost + strength/m * sum |W|; or, proximal, each step followed by the soft
+    threshold W -= clamp(W, -t, t) with t = lr * strength/m (exact zeros)."""
+
+    mode: Literal["penalty", "proximal"] = "penalty"
 
 
 class L1(PenaltyTechnique):
+    """For plain SGD the proximal update is the proximal gradient step of the
+    L1 cost (ISTA); for Adam it is applied outside the adaptive step, as
+    decoupled weight decay is for L2."""
+
     name = "l1"
     Config = L1Config
     statistic = "sparsity"
 
     @classmethod
     def key_figure(cls, config, metrics):
-        return f"sparsity {metrics['weights']['sparsity']:.0%}"
+        weights = metrics["weights"]
+        exact = f", {weights['zero_fraction']:.0%} exactly 0 (proximal)" if config.mode == "proximal" else ""
+        return f"sparsity {weights['sparsity']:.0%}{exact}"
 
     def __init__(self, configs, batch):
         super().__init__(configs, batch)
-        strengths = batch.per_model([c.strengths(len(batch.hidden) + 1) for c in configs])
-        self.term = WeightPenalty(strengths, 1 / batch.n_train, self.shared("regularize_bias"), power=1)
+        self.mode = self.shared("mode")
+        self.regularize_bias = self.shared("regularize_bias")
+        self.strengths = batch.per_model([c.strengths(len(batch.hidden) + 1) for c in configs])
+        self.term = WeightPenalty(self.strengths, 1 / batch.n_train, self.regularize_bias, power=1)
 
     def penalty(self, net):
-        return self.term(net)
+        return self.term(net) if self.mode == "penalty" else None
+
+    def shrink(self, net):
+        if self.mode != "proximal":
+            return []
+        pairs = []
+        for layer, strength in zip(net.linear_layers(), self.strengths.T):
+            threshold = strength / self.batch.n_train
+            pairs += [(layer.weight, threshold)] + ([(layer.bias, threshold)] if self.regularize_bias else [])
+        return pairs

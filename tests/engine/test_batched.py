@@ -40,6 +40,7 @@ RECIPES = {
     "l1": [{"l1": {"strength": s}} for s in (0.5, 1.0, 4.0)],
     "l1_per_layer_with_bias": [{"l1": {"strength": 0.0, "per_layer": [0.0, s, 3.0], "regularize_bias": True}}
                                for s in (0.5, 1.0, 2.0)],
+    "l1_proximal": [{"l1": {"strength": s, "mode": "proximal"}} for s in (0.5, 4.0, 40.0)],
     "l2": [{"l2": {"strength": s}} for s in (0.5, 2.0, 8.0)],
     "l2_per_layer_with_bias": [{"l2": {"strength": 0.0, "per_layer": [s, 0.0, 1.0], "regularize_bias": True}}
                                for s in (1.0, 2.0, 5.0)],
@@ -139,7 +140,7 @@ def closed_form_penalty(recipe: RecipeConfig, linears: list[nn.Linear], m: int) 
         return [[layer.weight, layer.bias] if include_bias else [layer.weight] for layer in linears]
 
     total = torch.zeros((), dtype=linears[0].weight.dtype)
-    if recipe.l1:
+    if recipe.l1 and recipe.l1.mode == "penalty":
         strengths = recipe.l1.per_layer or [recipe.l1.strength] * len(linears)
         for s, params in zip(strengths, matrices(recipe.l1.regularize_bias)):
             total = total + s / m * sum(p.abs().sum() for p in params)
@@ -156,7 +157,8 @@ def closed_form_penalty(recipe: RecipeConfig, linears: list[nn.Linear], m: int) 
 
 def reference_step(layers: list[nn.Module], recipe: RecipeConfig, x, y, optimizer: str, lr: float):
     """One step of network k alone with torch's own optimizers (AdamW or SGD's
-    weight_decay for decoupled L2) and max-norm as a projection by hand."""
+    weight_decay for decoupled L2), proximal L1 as a soft threshold by hand
+    (torch's softshrink) and max-norm as a projection by hand."""
     linears = [layer for layer in layers if isinstance(layer, nn.Linear)]
     h = x
     for layer in layers:
@@ -177,6 +179,10 @@ def reference_step(layers: list[nn.Module], recipe: RecipeConfig, x, y, optimize
     loss.backward()
     grads = [p.grad.clone() for p in params]
     opt.step()
+    if recipe.l1 and recipe.l1.mode == "proximal":
+        with torch.no_grad():
+            for layer in linears:
+                layer.weight.copy_(nn.functional.softshrink(layer.weight, lr * recipe.l1.strength / M))
     if recipe.max_norm:
         with torch.no_grad():
             for layer in linears:  # rows of torch's (out, in): each neuron's incoming weights

@@ -19,6 +19,7 @@ from pipeline.core.errors import PipelineError
 from pipeline.data.splits import Splits
 from pipeline.engine.fit import Member, fit
 from pipeline.engine.network import make_network
+from pipeline.engine.strengths import check_strengths
 from pipeline.techniques import TECHNIQUES, Batch, RecipeConfig
 from pipeline.techniques.augmentation import Augmentation, AugmentationConfig
 from pipeline.techniques.batch_norm import StackedBatchNorm
@@ -91,6 +92,63 @@ def test_decoupled_and_penalty_l2_take_the_same_plain_sgd_step():
                        SMALL, trainer, splits).net.state_dict() for mode in ("penalty", "decoupled")}
     for name in after["penalty"]:
         torch.testing.assert_close(after["penalty"][name], after["decoupled"][name], rtol=0, atol=1e-12)
+
+
+def unneeded_weights(mode: str, steps: int, lr: float = 0.5, strength: float = 1.0) -> tuple[torch.Tensor, ...]:
+    """The first-layer weights out of an input that is 0 everywhere (the data
+    gives them no gradient), before and after plain SGD under L1, at the
+    default network's and moons' scale (200 training points, 1 000 steps)."""
+    X, y = make_moons(700, noise=0.3, random_state=0)
+    X = np.c_[X, np.zeros(len(X))]
+    splits = Splits(X={"train": X[:200], "dev": X[200:], "test": X[200:]},
+                    y={"train": y[:200], "dev": y[200:], "test": y[200:]}, classes=np.array([0, 1]))
+    model = ModelConfig(hidden=[32, 32], activation="relu", init="he")
+    recipe = RecipeConfig.model_validate({"l1": {"strength": strength, "mode": mode}})
+    initial = fit([Member(0, recipe)], model, TrainerConfig(optimizer="sgd", lr=lr, max_steps=1, eval_every=1),
+                  splits, callbacks=[]).net  # one step moves them by exactly lr*strength/m
+    trainer = TrainerConfig(optimizer="sgd", lr=lr, max_steps=steps, eval_every=50)
+    result = fit([Member(0, recipe)], model, trainer, splits)
+    first = lambda net: net.linear_layers()[0].weight[0, 2].detach().clone()  # noqa: E731
+    assert result.curves[0][-1]["dev_accuracy"] > 0.8  # the weights the data needs still learn
+    return first(initial), first(result.net)
+
+
+def test_proximal_l1_puts_a_weight_the_data_does_not_need_at_exactly_zero():
+    band = 0.5 * 1.0 / 200  # lr * strength / m
+    after_one, after = unneeded_weights("proximal", 1000)
+    start = after_one + band * after_one.sign()  # soft threshold undone: the initial weight (no zero crossed yet)
+    reached = start.abs() < 999 * band
+    assert reached.sum() >= 20  # most of the 32 weights: the test says something
+    assert torch.equal(after[reached], torch.zeros(int(reached.sum())))  # exactly 0, not just small
+    # those still on their way have moved exactly lr*strength/m per step: the soft threshold's closed form
+    torch.testing.assert_close(after[~reached], start[~reached] - 1000 * band * start[~reached].sign(),
+                               rtol=0, atol=1e-4)
+
+
+def test_subgradient_l1_leaves_a_weight_the_data_does_not_need_oscillating_around_zero():
+    band = 0.5 * 1.0 / 200
+    after_one, at_1000 = unneeded_weights("penalty", 1000)
+    _, at_1001 = unneeded_weights("penalty", 1001)
+    start = after_one + band * after_one.sign()
+    reached = start.abs() < 999 * band
+    assert reached.sum() >= 20
+    for after in (at_1000, at_1001):  # within lr*strength/m of zero, never at it
+        assert (after[reached].abs() <= band * (1 + 1e-4)).all() and (after[reached] != 0).all()
+    assert (at_1000[reached].sign() != at_1001[reached].sign()).all()  # and across it at every step
+    torch.testing.assert_close(at_1001[reached] - at_1000[reached], -band * at_1000[reached].sign(),
+                               rtol=0, atol=1e-6)
+    torch.testing.assert_close(at_1000[~reached], start[~reached] - 1000 * band * start[~reached].sign(),
+                               rtol=0, atol=1e-4)
+
+
+def test_proximal_l1_is_refused_where_its_first_step_zeroes_every_weight():
+    net, (technique,) = networks([{"l1": {"strength": s, "mode": "proximal"}} for s in (1.0, 1e6)])
+    (first, threshold), *_ = technique.shrink(net)
+    torch.testing.assert_close(threshold, torch.tensor([1.0, 1e6], dtype=torch.float64) / 25)
+    assert technique.penalty(net) is None
+    with pytest.raises(PipelineError, match=r"proximal L1 step takes trainer.lr \* strength / m = 4e\+03 .*"
+                                            r"; seed 1\): .*lower the strengths \(l1.strength 1e\+06\)"):
+        check_strengths(net, [technique], torch.ones(2, dtype=torch.float64), 0.1, ["seed 0", "seed 1"])
 
 
 # --- max-norm -------------------------------------------------------------------------------

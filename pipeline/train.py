@@ -30,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from pipeline.analysis.statistics import interval
+from pipeline.analysis.weights import statistics_during_training
 from pipeline.config import AdhocConfig
 from pipeline.core.errors import PipelineError, cli
 from pipeline.core.schema import validate
@@ -91,9 +92,11 @@ def job(composed: DictConfig) -> None:
                                       directories)
         example = torch.as_tensor(splits.X["train"][:5], dtype=trained.net.dtype)
         dataset = training_input(dataset_name, splits)
+        during_training = statistics_during_training(training.weights, config.analysis.sparsity_threshold)
         for k, (seed, run_id) in enumerate(zip(config.seeds, run_ids)):
+            statistics = {step: networks[k] for step, networks in during_training.items()}
             record = NetworkRecord(config.recipe, seed, configs[k], result.curves[k], documents[k], directories[k],
-                                   training.snapshots[k], Probabilities(trained.single(k)))
+                                   training.snapshots[k], statistics, Probabilities(trained.single(k)))
             log_network(client, run_id, record, example, dataset)
 
     uri, adhoc_experiment_id = tracking_uri(), experiment_id(client, experiment)

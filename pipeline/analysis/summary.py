@@ -137,9 +137,10 @@ VERDICTS = {"higher": "higher than baseline", "lower": "lower than baseline", "n
 
 def markdown(dataset: str, summary: dict[str, dict], selection: dict | None, paths: dict[str, dict],
              test_size: int, thresholds: ReportConfig, figures: list[str],
-             path_figures: dict[str, str] | None = None) -> str:
+             path_figures: dict[str, str] | None = None, training_figures: list[str] = ()) -> str:
     """The report page; figures are image paths relative to it, each shown
-    under the table; path_figures, per path, its boundary at each strength."""
+    under the table; path_figures, per path, its boundary at each strength;
+    training_figures, the weights over training."""
     seeds = max(row["seeds"] for row in summary.values())
     typical = next(iter(summary.values()))["test_accuracy"]["mean"]
     sampling = binomial_standard_error(typical, test_size)
@@ -205,4 +206,13 @@ def markdown(dataset: str, summary: dict[str, dict], selection: dict | None, pat
         lines += ["## Figures", "", "Every recipe's first seed, side by side on shared axes.", ""]
     for figure in figures:
         lines += [f"![{figure.rsplit('/', 1)[-1].removesuffix('.png').replace('_', ' ')} (first seed)]({figure})", ""]
+    if training_figures:
+        lines += ["## Weights over training", "",
+                  "Every seed's weights (biases aside) at log-spaced steps, 0, 1, 3, 10, 30, ...: weights move most "
+                  "at first. L2's gradient is proportional to a weight, so it shrinks them all in proportion; L1's "
+                  "is a constant pull, which piles weights near zero but overshoots it, so they reach exactly zero "
+                  "only under `l1.mode: proximal`; max-norm caps each neuron's incoming norm. The curves are means "
+                  "over seeds with their 95% intervals.", ""]
+        for figure in training_figures:
+            lines += [f"![{figure.rsplit('/', 1)[-1].removesuffix('.png').replace('_', ' ')}]({figure})", ""]
     return "\n".join(lines)

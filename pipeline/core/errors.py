@@ -15,14 +15,41 @@ class PipelineError(Exception):
     divergence, unreachable tracking server. Its message is the whole report."""
 
 
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 class Terminated(BaseException):
     """SIGTERM, raised where the program is, like Ctrl-C's KeyboardInterrupt,
     so that the same clean-up runs: temporary files go, MLflow runs are marked
     FAILED. Python's default would end the process on the spot."""
 
 
-def _terminate(signum, frame):
-    raise Terminated
+_pending: type[BaseException] | None = None  # the signal received, as its exception
+
+
+def _signalled(signum, frame):
+    global _pending
+    _pending = KeyboardInterrupt if signum == signal.SIGINT else Terminated
+    raise _pending
+
+
+def _unraisable(previous: Callable):
+    """sys.unraisablehook that keeps quiet about a signal's swallowed exception
+    (raise_pending raises it again; its line is the cli's), and reports the rest."""
+    def hook(unraisable) -> None:
+        if not isinstance(unraisable.exc_value, (KeyboardInterrupt, Terminated)):
+            previous(unraisable)
+    return hook
+
+
+def raise_pending() -> None:
+    """Raise a received signal's exception again, from a place where it cannot
+    be lost: Python swallows an exception raised inside a finalizer or a
+    weakref callback ("Exception ignored in ..."), and the garbage collector
+    runs those at any allocation, so the handler's own raise may vanish and
+    the program carry on. Long loops (the training steps) call this."""
+    if _pending is not None:
+        raise _pending
 
 
 def cli(main: Callable[..., None]) -> Callable[..., None]:
@@ -31,10 +58,15 @@ def cli(main: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
+        global _pending
+        _pending = None
         in_main_thread = threading.current_thread() is threading.main_thread()  # where handlers can be set
-        previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
+        previous = {signum: signal.signal(signum, _signalled) for signum in SIGNALS} if in_main_thread else {}
+        previous_hook, sys.unraisablehook = sys.unraisablehook, _unraisable(sys.unraisablehook)
         try:
-            return main(*args, **kwargs)
+            result = main(*args, **kwargs)
+            raise_pending()  # a signal whose exception was swallowed still ends the program as that signal
+            return result
         except PipelineError as error:
             print(f"error: {error}", file=sys.stderr)
             raise SystemExit(1) from None
@@ -45,7 +77,8 @@ def cli(main: Callable[..., None]) -> Callable[..., None]:
             print("error: terminated (SIGTERM)", file=sys.stderr)
             raise SystemExit(143) from None
         finally:
-            if in_main_thread:
-                signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+            sys.unraisablehook = previous_hook
+            for signum, handler in previous.items():
+                signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
     return wrapper

@@ -7,7 +7,7 @@ from pathlib import Path
 
 def model_dir(dataset: str, recipe: str) -> Path:
     """The train stage's outputs: model.pt (every seed's network), training.json, history.csv,
-    boundary_during_training/."""
+    weights_during_training.npz, boundary_during_training/."""
     return Path("models") / dataset / recipe
 
 
@@ -23,6 +23,11 @@ def training_record_path(dataset: str, recipe: str) -> Path:
 def history_path(dataset: str, recipe: str) -> Path:
     """Per seed, the learning curves: train and dev loss and accuracy every eval_every steps."""
     return model_dir(dataset, recipe) / "history.csv"
+
+
+def weights_path(dataset: str, recipe: str) -> Path:
+    """Every seed's weight matrices at log-spaced steps of training (0, 1, 3, 10, ...)."""
+    return model_dir(dataset, recipe) / "weights_during_training.npz"
 
 
 def snapshots_dir(dataset: str, recipe: str) -> Path:

@@ -45,6 +45,7 @@ class FitResult:
     steps: list[int]  # per network: where it stopped (max_steps unless a rule stopped it)
     curves: list[list[dict[str, float]]]  # per network: its evaluations, step 0 first
     figures: list[dict[str, float]]  # per network: initial_cost and its techniques' figures
+    weights: dict[int, list[torch.Tensor]]  # at each step asked for: every weight matrix, (K, in, out), on the CPU
 
 
 def dtype_of(trainer: TrainerConfig) -> torch.dtype:
@@ -59,11 +60,12 @@ def check_accelerator(trainer: TrainerConfig) -> None:
 
 
 def fit(members: list[Member], model: ModelConfig, trainer: TrainerConfig, splits: Splits,
-        callbacks: list[pl.Callback] = (), progress: str | None = None) -> FitResult:
+        callbacks: list[pl.Callback] = (), progress: str | None = None, weight_steps: list[int] = ()) -> FitResult:
     """Train one network per member; a network's result depends only on its own
     member, data and config, not on the others, and is the same bit for bit
     on the same machine. progress shows the steps done on stdout: "bar" (a
-    terminal), "lines" (a log), None (DVC stages). The networks train on
+    terminal), "lines" (a log), None (DVC stages). weight_steps: the steps at
+    which every network's weights are recorded (0 is before the first). The networks train on
     trainer.accelerator's device and come back on the CPU."""
     check_accelerator(trainer)
     dtype = dtype_of(trainer)
@@ -98,7 +100,7 @@ def fit(members: list[Member], model: ModelConfig, trainer: TrainerConfig, split
         module = BatchTraining(net, techniques, trainer, batch,
                                train=as_tensors(splits.X["train"], splits.y["train"], dtype, device),
                                dev=as_tensors(splits.X["dev"], splits.y["dev"], dtype, device),
-                               labels=[m.name for m in members])
+                               labels=[m.name for m in members], weight_steps=frozenset(weight_steps))
         try:
             lightning.fit(module)
         except SystemExit:
@@ -116,4 +118,5 @@ def fit(members: list[Member], model: ModelConfig, trainer: TrainerConfig, split
                                                                    for key, value in per_technique[k].items()}
                for k in range(batch.k)]
     return FitResult(net, replace(batch, device=torch.device("cpu")), [int(s) for s in module.stopped_step],
-                     module.curves(), figures)
+                     module.curves(), figures,
+                     {step: [w.cpu() for w in matrices] for step, matrices in sorted(module.weights.items())})

@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from pipeline.config import TrainerConfig
-from pipeline.core.errors import PipelineError
+from pipeline.core.errors import PipelineError, raise_pending
 from pipeline.engine.adam import Adam
 from pipeline.engine.network import StackedNetwork
 from pipeline.engine.strengths import check_strengths
@@ -37,7 +37,7 @@ class DivergenceError(PipelineError):
 class BatchTraining(pl.LightningModule):
     def __init__(self, net: StackedNetwork, techniques: list[Technique], config: TrainerConfig, batch: Batch,
                  train: tuple[torch.Tensor, torch.Tensor], dev: tuple[torch.Tensor, torch.Tensor],
-                 labels: list[str]):
+                 labels: list[str], weight_steps: frozenset[int] = frozenset()):
         super().__init__()
         self.net, self.techniques, self.config = net, techniques, config
         self.train_data = (train[0], net.targets(train[1]))
@@ -54,6 +54,8 @@ class BatchTraining(pl.LightningModule):
         self.frozen: list[tuple[torch.Tensor, torch.Tensor]] = []  # (tensor, its values when stopped)
         self.initial_cost: torch.Tensor | None = None
         self.history: list[tuple[int, dict[str, torch.Tensor]]] = []
+        self.weight_steps = weight_steps
+        self.weights: dict[int, list[torch.Tensor]] = {}  # step -> every weight matrix (K, in, out), then
         self.ones = torch.ones(batch.k, dtype=batch.dtype, device=batch.device)
         self.trainable = list(net.parameters())
         # decoupled weight decay: (parameter, per-network coefficient shaped to broadcast over it)
@@ -103,7 +105,10 @@ class BatchTraining(pl.LightningModule):
         chunk = min(self.config.eval_every, self.config.max_steps - self.steps)
         for _ in range(chunk):
             self.step(optimizer)
-        self.steps += chunk
+            self.steps += 1
+            if self.steps in self.weight_steps:
+                self.record_weights()
+        raise_pending()  # a Ctrl-C or SIGTERM whose exception the garbage collector swallowed
 
     def step(self, optimizer: torch.optim.Optimizer) -> torch.Tensor:
         """One optimizer step of every network; returns each one's objective (K,) before it."""
@@ -135,6 +140,11 @@ class BatchTraining(pl.LightningModule):
         return loss.detach()
 
     @torch.no_grad()
+    def record_weights(self) -> None:
+        """Every network's weight matrices now: a copy of each stacked matrix, no loop over networks."""
+        self.weights[self.steps] = [layer.weight.detach().clone() for layer in self.net.linear_layers()]
+
+    @torch.no_grad()
     def _hold_frozen(self) -> None:
         """Put stopped networks back where they stopped: the batch's optimizer moved them too."""
         for tensor, values in self.frozen:
@@ -161,6 +171,8 @@ class BatchTraining(pl.LightningModule):
                                 "overflows the network; rescale the data (split.standardize)")
         check_strengths(self.net, self.techniques, metrics["train_loss"], self.config.lr, self.labels)
         self.history.append((0, metrics))
+        if 0 in self.weight_steps:
+            self.record_weights()
 
     def validation_step(self, batch, batch_idx):
         metrics = self.measure()

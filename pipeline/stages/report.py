@@ -9,8 +9,9 @@ path strengths chosen on dev), summary.json (the same numbers),
 test_accuracy.json (each recipe's mean test accuracy: DVC's metrics, compact
 enough for `dvc metrics show` and `dvc exp show`), figures/ (all recipes
 side by side, first seed: decision boundaries or first-layer weights, and
-weight histograms) and index.html (all of it in one page that opens
-offline).
+weight histograms; every seed's weights over training and the statistics
+the techniques act on, with intervals) and index.html (all of it in one
+page that opens offline).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import argparse
 import json
 from pathlib import Path
 
-from pipeline.analysis import figures
+from pipeline.analysis import figures, weights_over_training
 from pipeline.analysis.evaluation import predict
 from pipeline.analysis.regularization_path import by_strength, from_csv, one_standard_error, select
 from pipeline.analysis.summary import markdown, selected_on_dev, summarize
@@ -27,10 +28,11 @@ from pipeline.analysis.web_page import web_page
 from pipeline.config import PipelineConfig, load_params
 from pipeline.core.atomic import atomic_dir, write_json, write_text
 from pipeline.core.errors import PipelineError, cli
-from pipeline.core.paths import metrics_path, model_path, path_table, report_dir
+from pipeline.core.paths import metrics_path, model_path, path_table, report_dir, weights_path
 from pipeline.data.splits import Splits, load_splits
 from pipeline.engine import checkpoint
 from pipeline.techniques import TECHNIQUES
+from pipeline.usecases.training import load_weights
 
 
 def read_metrics(dataset: str, params: PipelineConfig) -> dict[str, list[dict]]:
@@ -91,6 +93,23 @@ def comparison_figures(directory: Path, dataset: str, splits: Splits, metrics: d
     return [f"figures/{name}" for name in drawn]
 
 
+def training_figures(directory: Path, dataset: str, recipes: list[str], sparsity_threshold: float
+                     ) -> tuple[list[str], dict[str, dict]]:
+    """Every recipe's weights over training (all seeds): their histograms at
+    each recorded step and the statistics' curves. Returns the figures' paths
+    relative to the report, and per recipe the statistics' intervals by step."""
+    weights = {recipe: load_weights(weights_path(dataset, recipe)) for recipe in recipes}
+    intervals = {recipe: weights_over_training.statistic_intervals(by_step, sparsity_threshold)
+                 for recipe, by_step in weights.items()}
+    histograms, curves = (f"{name}.png" for name in weights_over_training.FIGURES)
+    weights_over_training.histograms(directory / histograms, weights,
+                                     f"{dataset}: every seed's weights during training, same range and bins")
+    weights_over_training.statistic_curves(directory / curves, intervals, sparsity_threshold,
+                                           f"{dataset}: what each technique acts on, during training "
+                                           f"(mean over seeds, 95% interval)")
+    return [f"figures/{histograms}", f"figures/{curves}"], intervals
+
+
 @cli
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -106,14 +125,18 @@ def main(argv: list[str] | None = None) -> None:
     out = report_dir(dataset)
     with atomic_dir(out / "figures") as directory:
         figure_paths = comparison_figures(directory, dataset, splits, metrics)
+        training_paths, during_training = training_figures(directory, dataset, list(metrics),
+                                                           params.analysis.sparsity_threshold)
         test_size = len(splits.y["test"])
         write_json(out / "summary.json", {"test_size": test_size, "seeds": params.seeds, "recipes": summary,
-                                          "chosen_on_dev": selection, "paths": paths})
+                                          "chosen_on_dev": selection, "paths": paths,
+                                          "weights_during_training": during_training})
         write_json(out / "test_accuracy.json",
                    {recipe: round(row["test_accuracy"]["mean"], 4) for recipe, row in summary.items()})
         boundaries = {name: f"paths/{name}_boundaries.png" for name in paths
                       if (out / f"paths/{name}_boundaries.png").exists()}
-        page = markdown(dataset, summary, selection, paths, test_size, params.report, figure_paths, boundaries)
+        page = markdown(dataset, summary, selection, paths, test_size, params.report, figure_paths, boundaries,
+                        training_paths)
         write_text(out / "summary.md", page)
     # after the figures' directory is in place: the page embeds them
     write_text(out / "index.html", web_page(f"{dataset}: regularization report", page, out))

@@ -4,8 +4,9 @@
 
 Writes models/<dataset>/<recipe>/: model.pt (all seeds' networks),
 training.json (per seed: steps taken, the techniques' figures), history.csv
-(per seed: the learning curves) and boundary_during_training/ (points in the
-plane: each seed's decision boundary as it formed). Same params, same files,
+(per seed: the learning curves), weights_during_training.npz (every seed's
+weights at steps 0, 1, 3, 10, 30, ...) and boundary_during_training/ (points
+in the plane: each seed's decision boundary as it formed). Same params, same files,
 byte for byte: a retrain that changes nothing reruns nothing downstream.
 """
 
@@ -16,11 +17,11 @@ import argparse
 from pipeline.config import load_params
 from pipeline.core.atomic import write_json
 from pipeline.core.errors import cli
-from pipeline.core.paths import history_path, model_path, snapshots_dir, training_record_path
+from pipeline.core.paths import history_path, model_path, snapshots_dir, training_record_path, weights_path
 from pipeline.data.splits import load_splits
 from pipeline.engine import checkpoint
 from pipeline.engine.fit import Member
-from pipeline.usecases.training import save_snapshots, train
+from pipeline.usecases.training import save_snapshots, save_weights, train
 
 
 @cli
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> None:
                {str(seed): {"steps": steps, **figures} for seed, steps, figures
                 in zip(params.seeds, result.steps, result.figures)})
     checkpoint.save_curves(history_path(args.dataset, args.recipe), params.seeds, result.curves)
+    save_weights(weights_path(args.dataset, args.recipe), training.weights)
     save_snapshots(snapshots_dir(args.dataset, args.recipe), params.seeds, training.snapshots)
     print(f"train {args.dataset}/{args.recipe}: seeds {', '.join(map(str, params.seeds))}, "
           f"{', '.join(map(str, sorted(set(result.steps))))} steps")

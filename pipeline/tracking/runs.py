@@ -5,7 +5,10 @@ runs and a pipeline run's parent (the comparison). Nothing here reads a run back
 One metric name, one meaning: in a seed's run `test_accuracy` is that
 network's; a value over seeds is named for what it is (`test_accuracy_mean`,
 `test_accuracy_ci95_low`, `test_accuracy_ci95_high`). The learning curves are
-`curve/<split>_<loss|accuracy>` at every evaluation; the evaluated network's
+`curve/<split>_<loss|accuracy>` at every evaluation, and the weight
+statistics `curve/<statistic>` (a seed's) or `curve/<statistic>_mean` (with
+`_ci95_low`, `_ci95_high`: a recipe's, over seeds) at the steps the weights
+were recorded (0, 1, 3, 10, ...); the evaluated network's
 values (for early stopping, its best step's) are logged at the step it was kept.
 """
 
@@ -19,6 +22,7 @@ import torch
 import yaml
 from PIL import Image
 
+from pipeline.analysis.weights import STATISTICS
 from pipeline.data.splits import SPLITS, Splits
 from pipeline.tracking.store import NOTE, log_metrics, log_model
 
@@ -50,6 +54,7 @@ class NetworkRecord:
     document: dict  # its metrics: train/dev/test, per_class, weights, and training (steps, the techniques' figures)
     figures: Path  # a directory of its figures (PNG), logged as images keyed by file name
     snapshots: dict[int, Path | np.ndarray]  # step -> the decision boundary then (points in the plane)
+    weight_statistics: dict[int, dict[str, float]]  # step -> its weights' statistics then
     network: torch.nn.Module  # class probabilities out: the run's MLflow model
 
 
@@ -67,6 +72,9 @@ def log_network(client, run_id: str, record: NetworkRecord, example: torch.Tenso
     points = [(f"curve/{name}", value, point["step"]) for point in record.curve
               for name, value in point.items() if name != "step"]
     points += [(name, value, 0) for name, value in training.items() if name != "steps"]
+    points += [(f"curve/{name}", figures[name], weight_step)  # a stopped network: up to its stop
+               for weight_step, figures in record.weight_statistics.items() if weight_step <= training["steps"]
+               for name in STATISTICS]
     log_metrics(client, run_id, points)
     client.log_text(run_id, yaml.safe_dump(record.config, sort_keys=False), "config.yaml")
     # the model first: MLflow reads every metric's history to copy a run's metrics onto a model it logs
@@ -112,12 +120,16 @@ def estimates(row: dict) -> list[tuple[str, float, int]]:
     return points
 
 
-def log_recipe(client, run_id: str, row: dict, image: Path | None = None) -> None:
+def log_recipe(client, run_id: str, row: dict, during_training: dict[str, list[dict]], image: Path | None = None
+               ) -> None:
     """A recipe's run: its evidence over seeds (intervals, the paired
     difference to the baseline, raw and Holm-adjusted p-values, the verdict
-    as `separated` 1 or 0 and the tag `verdict`), and its first seed's
-    decision boundary at step 0, for the chart view."""
+    as `separated` 1 or 0 and the tag `verdict`), its weight statistics'
+    intervals over training (per statistic, a point per recorded step), and
+    its first seed's decision boundary at step 0, for the chart view."""
     points = estimates(row)
+    points += [(f"curve/{name}_{bound}", point[bound], point["step"]) for name, curve in during_training.items()
+               for point in curve for bound in ("mean", "ci95_low", "ci95_high") if point.get(bound) is not None]
     if "verdict" in row:
         points.append(("separated", float(row["verdict"] != "not separated"), 0))
         client.set_tag(run_id, "verdict", row["verdict"])

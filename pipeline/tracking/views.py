@@ -16,6 +16,9 @@ pipeline run, written by the track stage:
   accuracy, and each regularization path against log10 of its strength (the
   pipeline run's `path/<name>/...` metric histories, one step per strength;
   the UI draws a log axis for steps only);
+- weights over training: the pipeline run's two figures (every recipe's
+  weight histograms by step, the statistics with intervals) and a chart per
+  statistic, a line per recipe (its mean over seeds) against the step;
 - the table (one click): each recipe's verdict against the baseline, its
   mean test accuracy with its 95% interval, its paired difference to the
   baseline with its interval and the Holm-adjusted p-value.
@@ -67,9 +70,12 @@ def section(uuid: str, name: str) -> dict:
             "isGenerated": False}
 
 
-def comparison_view(run_ids: list[str], recipes: list[str], paths: list[str], seed: int, seeds: int) -> dict:
+def comparison_view(run_ids: list[str], recipes: list[str], paths: list[str], seed: int, seeds: int,
+                    weight_figures: tuple[str, ...] = (), weight_statistics: tuple[str, ...] = ()) -> dict:
     """The view of one pipeline run: run_ids are the pipeline run's and its
-    recipe runs'; recipes in the order the charts show them (baseline first)."""
+    recipe runs'; recipes in the order the charts show them (baseline first);
+    weight_figures, the pipeline run's image keys of the weights over
+    training; weight_statistics, the recipe runs' `curve/<statistic>_mean`."""
     charts = [card(f"boundary-{recipe}", "boundaries", "IMAGE", imageKeys=[f"{BOUNDARY}/{recipe}"], step=0,
                    showRunParams=False, displayName=f"{recipe}: decision boundary (seed {seed})")
               for recipe in recipes]
@@ -85,6 +91,15 @@ def comparison_view(run_ids: list[str], recipes: list[str], paths: list[str], se
                     displayName=f"path {path}: dev accuracy (mean, 95% interval) against log10 strength; "
                                 f"the point alone is the strength chosen on dev")
                for path in paths]
+    charts += [card(f"weights-{key}", "weights", "IMAGE", imageKeys=[key], step=0, showRunParams=False,
+                    displayName=key.replace("_", " ")) for key in weight_figures]
+    charts += [card(f"weight-curve-{name}", "weights", "LINE", metricKey=f"curve/{name}_mean",
+                    selectedMetricKeys=[f"curve/{name}_mean"], xAxisKey="step", selectedXAxisMetricKey="",
+                    xAxisScaleType="log", scaleType="linear", useGlobalXaxisKey=False, displayPoints=True,
+                    lineSmoothness=0, useGlobalLineSmoothing=False,
+                    displayName=f"{name} during training, mean over {seeds} seeds, a line per recipe "
+                                f"(intervals: the recipe run's curve/{name}_ci95_low and _high)")
+               for name in weight_statistics]
     quoted = ", ".join(f"'{run_id}'" for run_id in run_ids)
     return {
         # what the runs page searches (its URL parameters)
@@ -99,7 +114,8 @@ def comparison_view(run_ids: list[str], recipes: list[str], paths: list[str], se
         "runsHiddenMode": "SHOW_ALL", "compareRunCharts": charts,
         "compareRunSections": [section("boundaries", "Decision boundaries"),
                                section("accuracy", "Test accuracy over seeds"),
-                               section("paths", "Regularization paths")],
+                               section("paths", "Regularization paths"),
+                               section("weights", "Weights during training")],
         "isAccordionReordered": True, "viewMaximized": False, "runListHidden": False, "groupBy": None,
         "groupsExpanded": {}, "useGroupedValuesInCharts": True, "hideEmptyCharts": True,
         "globalLineChartConfig": {"xAxisKey": "step", "lineSmoothness": 0, "selectedXAxisMetricKey": ""},

@@ -24,10 +24,12 @@ from urllib.parse import quote
 import torch
 
 from pipeline.analysis.regularization_path import by_strength, from_csv
+from pipeline.analysis.weights import STATISTICS, statistics_during_training
+from pipeline.analysis.weights_over_training import FIGURES
 from pipeline.config import PARAMS_FILE, PipelineConfig
 from pipeline.core.errors import PipelineError
 from pipeline.core.paths import (figures_dir, history_path, metrics_path, model_path, path_table, report_dir,
-                                 snapshots_dir)
+                                 snapshots_dir, weights_path)
 from pipeline.data.splits import Splits, checksum
 from pipeline.engine import checkpoint
 from pipeline.engine.network import Probabilities
@@ -37,7 +39,7 @@ from pipeline.tracking.runs import (NetworkRecord, as_image, describe_dataset, d
 from pipeline.tracking.store import (NOTE, common_tags, connect, experiment_id, failing, flatten, log_metrics,
                                      pipeline_run_id, start_runs, tracking_uri, ui_address)
 from pipeline.tracking.views import BOUNDARY, comparison_view, path_metric, store_view, view_link
-from pipeline.usecases.training import load_snapshots
+from pipeline.usecases.training import load_snapshots, load_weights
 
 REPORT_FILES = ("summary.md", "summary.json")
 
@@ -77,12 +79,14 @@ def record_pipeline_run(dataset: str, params: PipelineConfig, splits: Splits) ->
         example = torch.as_tensor(splits.X["train"][:5])
         data = training_input(dataset, splits)
         # last to first: MLflow lists the newest first, so the UI lists them baseline first
-        recipe_runs = [record_recipe(client, dataset, recipe, params, summary["recipes"][recipe], tags, parent,
-                                     example, data) for recipe in reversed(params.compared())][::-1]
+        recipe_runs = [record_recipe(client, dataset, recipe, params, summary["recipes"][recipe],
+                                     summary["weights_during_training"][recipe], tags, parent, example, data)
+                       for recipe in reversed(params.compared())][::-1]
         for name in reversed(params.paths):
             record_path(client, dataset, name, params, summary["paths"].get(name), tags, parent)
         drawn = record_comparison(client, dataset, parent, summary, report, params)
-        view = comparison_view([parent, *recipe_runs], drawn, list(params.paths), params.seeds[0], len(params.seeds))
+        view = comparison_view([parent, *recipe_runs], drawn, list(params.paths), params.seeds[0], len(params.seeds),
+                               FIGURES, STATISTICS)
         link = view_link(experiment, store_view(client, experiment, view))
         client.set_tag(parent, NOTE, f"**[Open the comparison]({link})**: every recipe's boundary, accuracy "
                                      f"and path in charts; its intervals and verdict in the table.\n\n"
@@ -90,15 +94,18 @@ def record_pipeline_run(dataset: str, params: PipelineConfig, splits: Splits) ->
     return f"{ui_address(tracking_uri())}/{link}"
 
 
-def record_recipe(client, dataset: str, recipe: str, params: PipelineConfig, row: dict, tags: dict, parent: str,
-                  example: torch.Tensor, data) -> str:
-    """A recipe's run with its evidence over seeds, and under it one run per
+def record_recipe(client, dataset: str, recipe: str, params: PipelineConfig, row: dict, weight_curves: dict,
+                  tags: dict, parent: str, example: torch.Tensor, data) -> str:
+    """A recipe's run with its evidence over seeds (row, and weight_curves: its
+    weight statistics' intervals over training), and under it one run per
     seed with its network; returns the recipe run's id."""
     regularization = params.suite[recipe].model_dump(mode="json", exclude_none=True)
     trained = checkpoint.load(model_path(dataset, recipe))
     curves = checkpoint.load_curves(history_path(dataset, recipe))
     seeds = list(trained.seeds)
     configs = {seed: config(dataset, recipe, seed, params) for seed in seeds}
+    during_training = statistics_during_training(load_weights(weights_path(dataset, recipe)),
+                                                 params.analysis.sparsity_threshold)
     (recipe_run,) = start_runs(client, dataset, [recipe], [tags | {
         "kind": "recipe", "recipe": recipe,
         NOTE: f"{describe_recipe(recipe, regularization)}: its evidence over {len(seeds)} seeds (means, 95% "
@@ -113,10 +120,11 @@ def record_recipe(client, dataset: str, recipe: str, params: PipelineConfig, row
             record = NetworkRecord(recipe, seed, configs[seed], curves[seed],
                                    read_json(metrics_path(dataset, recipe, seed)), figures_dir(dataset, recipe, seed),
                                    load_snapshots(snapshots_dir(dataset, recipe), seed),
+                                   {step: networks[k] for step, networks in during_training.items()},
                                    Probabilities(trained.single(k)))
             log_network(client, run_id, record, example.to(trained.net.dtype), data)
         boundary = figures_dir(dataset, recipe, seeds[0]) / "decision_boundary.png"
-        log_recipe(client, recipe_run, row, boundary if boundary.exists() else None)
+        log_recipe(client, recipe_run, row, weight_curves, boundary if boundary.exists() else None)
     return recipe_run
 
 
@@ -189,8 +197,9 @@ def chosen_params(summary: dict) -> dict[str, str]:
 def record_comparison(client, dataset: str, parent: str, summary: dict, report: Path,
                       params: PipelineConfig) -> list[str]:
     """The parent's own content: the report's files, the headline metrics (the
-    chosen recipe's and the baseline's test accuracy) and each recipe's
-    decision boundary (first seed) as an image keyed by recipe. Returns the
+    chosen recipe's and the baseline's test accuracy), each recipe's
+    decision boundary (first seed) as an image keyed by recipe and the
+    weights over training (its two figures). Returns the
     recipes whose boundary it holds (none for data that is not a plane)."""
     drawn = []
     for recipe in params.compared():
@@ -198,6 +207,8 @@ def record_comparison(client, dataset: str, parent: str, summary: dict, report: 
         if boundary.exists():
             client.log_image(parent, as_image(boundary), key=f"{BOUNDARY}/{recipe}", step=0)
             drawn.append(recipe)
+    for key in FIGURES:  # every recipe's weights over training
+        client.log_image(parent, as_image(report / "figures" / f"{key}.png"), key=key, step=0)
     for name in REPORT_FILES:
         client.log_artifact(parent, str(report / name))
     client.log_artifacts(parent, str(report / "figures"), "figures")

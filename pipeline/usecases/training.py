@@ -1,5 +1,6 @@
-"""Train a batch of networks (seeds, recipes, strengths) at once, recording,
-for points in the plane, the decision boundary as it forms."""
+"""Train a batch of networks (seeds, recipes, strengths) at once, recording
+their weights at log-spaced steps and, for points in the plane, the
+decision boundary as it forms."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from PIL import Image
 
 from pipeline.analysis.boundary_snapshots import BoundarySnapshots, boundary_image, snapshot_steps, square_plane
 from pipeline.config import ModelConfig, TrainerConfig
-from pipeline.core.atomic import atomic_dir
+from pipeline.core.atomic import atomic_dir, write_npz
+from pipeline.core.errors import PipelineError
 from pipeline.data.splits import Splits
 from pipeline.engine.checkpoint import Trained
 from pipeline.engine.fit import FitResult, Member, fit
@@ -19,11 +21,20 @@ from pipeline.engine.fit import FitResult, Member, fit
 SNAPSHOTS = 5  # decision-boundary images per network during training (2-D data): 0, 250, ..., 1000 by default
 
 
+def weight_steps(max_steps: int) -> list[int]:
+    """When the weights are recorded: 0, 1, 3, 10, 30, 100, ... below max_steps,
+    and max_steps. Log-spaced, since weights move most at the start (1 000
+    steps: 8 records)."""
+    marks = [(1, 3)[e % 2] * 10 ** (e // 2) for e in range(2 * len(str(max_steps)))]
+    return [0, *(step for step in marks if step < max_steps), max_steps]
+
+
 @dataclass
 class Training:
     trained: Trained
     result: FitResult
     snapshots: list[dict[int, np.ndarray]]  # per network: step -> boundary image (rows, columns, 3), uint8
+    weights: dict[int, list[np.ndarray]]  # step -> every weight matrix, (K, in, out): see weight_steps
 
 
 def train(members: list[Member], model: ModelConfig, trainer: TrainerConfig, splits: Splits,
@@ -33,14 +44,16 @@ def train(members: list[Member], model: ModelConfig, trainer: TrainerConfig, spl
     if splits.n_features == 2 and snapshots:
         recorder = BoundarySnapshots(square_plane(splits), snapshot_steps(trainer.max_steps, trainer.eval_every,
                                                                           snapshots))
-    result = fit(members, model, trainer, splits, callbacks=[recorder] if recorder else [], progress=progress)
+    result = fit(members, model, trainer, splits, callbacks=[recorder] if recorder else [], progress=progress,
+                 weight_steps=weight_steps(trainer.max_steps))
     trained = Trained(result.net, result.batch, model, [m.recipe for m in members])
     images = [{} for _ in members]
     for step, probabilities in sorted((recorder.probabilities if recorder else {}).items()):
         for k, stopped in enumerate(result.steps):
             if step <= stopped:  # a stopped network stays as it was
                 images[k][step] = boundary_image(probabilities[k], recorder.grid, splits)
-    return Training(trained, result, images)
+    return Training(trained, result, images,
+                    {step: [w.numpy() for w in matrices] for step, matrices in result.weights.items()})
 
 
 def snapshot_name(seed: int, step: int) -> str:
@@ -60,3 +73,21 @@ def load_snapshots(directory: Path, seed: int) -> dict[int, Path]:
     prefix = f"seed_{seed}_step_"
     files = {int(path.stem.removeprefix(prefix)): path for path in directory.glob(f"{prefix}*.png")}
     return dict(sorted(files.items()))
+
+
+def save_weights(target: Path, weights: dict[int, list[np.ndarray]]) -> None:
+    """The recorded weights as one npz file: steps (S,) and W1, W2, ... each (S, K, in, out)."""
+    steps = sorted(weights)
+    write_npz(target, steps=np.array(steps), **{f"W{i + 1}": np.stack([weights[s][i] for s in steps])
+                                                   for i in range(len(weights[steps[0]]))})
+
+
+def load_weights(source: Path) -> dict[int, list[np.ndarray]]:
+    """step -> every weight matrix (K, in, out), as save_weights wrote them."""
+    try:
+        with np.load(source) as arrays:
+            steps = arrays["steps"].tolist()
+            matrices = [arrays[f"W{i}"] for i in range(1, len(arrays.files))]
+    except (OSError, ValueError, KeyError):
+        raise PipelineError(f"{source} is missing or corrupt: run the train stage (dvc repro)") from None
+    return {step: [m[s] for m in matrices] for s, step in enumerate(steps)}

@@ -13,12 +13,15 @@ import subprocess
 import sys
 from urllib.parse import parse_qs
 
+import numpy as np
 import pytest
 import yaml
 from conftest import ROOT, mlflow_client, run
 
+from pipeline.engine import checkpoint
 from pipeline.stages.path import first_seeds
 from pipeline.tracking.views import VIEW_TAG, deserialized
+from pipeline.usecases.training import load_weights
 
 RECIPES, SEEDS = ["baseline", "l2"], [0, 1]
 METRICS = {"train", "dev", "test", "per_class", "weights", "training"}
@@ -27,7 +30,12 @@ METRICS = {"train", "dev", "test", "per_class", "weights", "training"}
 def test_cold_repro_writes_every_output(built_project):
     for recipe in RECIPES:
         assert sorted(p.name for p in (built_project / f"models/moons/{recipe}").iterdir()) == [
-            "boundary_during_training", "history.csv", "model.pt", "training.json"]
+            "boundary_during_training", "history.csv", "model.pt", "training.json", "weights_during_training.npz"]
+        recorded = load_weights(built_project / f"models/moons/{recipe}/weights_during_training.npz")
+        assert sorted(recorded) == [0, 1, 3, 10, 30, 60]  # trainer.max_steps 60
+        trained = checkpoint.load(built_project / f"models/moons/{recipe}/model.pt")
+        for layer, matrix in zip(trained.net.linear_layers(), recorded[60]):  # the last record is the model
+            assert np.array_equal(layer.weight.detach().numpy(), matrix) and matrix.shape[0] == len(SEEDS)
         snapshots = sorted(p.name for p in (built_project / f"models/moons/{recipe}/boundary_during_training").iterdir())
         assert snapshots == sorted(f"seed_{seed}_step_{step}.png" for seed in SEEDS for step in (0, 20, 40, 60))
         training = json.loads((built_project / f"models/moons/{recipe}/training.json").read_text())
@@ -79,12 +87,24 @@ def test_report_gives_intervals_paired_differences_and_the_path(built_project):
     assert table["paths"]["l2"]["one_se"]["strength"] >= table["paths"]["l2"]["selected"]  # L2: larger is stronger
     assert l2["p_value"] <= l2["p_value_holm"] <= 1 and 0 <= l2["beats_baseline"]["mean"] <= 1
     report_figures = built_project / "reports/moons/figures"
-    assert sorted(p.name for p in report_figures.iterdir()) == ["decision_boundaries.png", "weight_histograms.png"]
+    assert sorted(p.name for p in report_figures.iterdir()) == [
+        "decision_boundaries.png", "weight_histograms.png", "weight_statistics_during_training.png",
+        "weights_during_training.png"]
     assert all(png.read_bytes()[:4] == b"\x89PNG" for png in report_figures.iterdir())
     assert "![decision boundaries (first seed)](figures/decision_boundaries.png)" in summary
     assert "![weight histograms (first seed)](figures/weight_histograms.png)" in summary
     page = (built_project / "reports/moons/index.html").read_text()
-    assert "<table>" in page and page.count('src="data:image/png;base64,') == 4  # two comparisons; the l2 path, its boundaries
+    assert "## Weights over training" in summary
+    assert "![weights during training](figures/weights_during_training.png)" in summary
+    # two comparisons, the weights over training (two), the l2 path and its boundaries
+    assert "<table>" in page and page.count('src="data:image/png;base64,') == 6
+    during = table["weights_during_training"]
+    assert set(during) == set(RECIPES) and set(during["l2"]) == {"squared_weight_sum", "sparsity", "zero_fraction",
+                                                                 "max_column_norm"}
+    assert [point["step"] for point in during["l2"]["squared_weight_sum"]] == [0, 1, 3, 10, 30, 60]
+    # the same seeds start from the same weights whatever the recipe; then L2 shrinks them below the baseline's
+    assert during["l2"]["squared_weight_sum"][0] == during["baseline"]["squared_weight_sum"][0]
+    assert during["l2"]["squared_weight_sum"][-1]["mean"] < during["baseline"]["squared_weight_sum"][-1]["mean"]
 
 
 def test_dvc_views_fit_a_terminal(built_project):
@@ -182,6 +202,10 @@ def test_mlflow_holds_the_pipeline_run_as_a_tree_shaped_like_the_question(built_
     assert "test_accuracy" not in l2_run.data.metrics  # one name, one meaning: that is a network's
     assert "separated" not in recipes["baseline"].data.metrics
     assert images(client, l2_run.info.run_id) == {"decision_boundary": [0]}
+    for bound in ("mean", "ci95_low", "ci95_high"):  # the weights over training, over seeds, as the report has them
+        history = client.get_metric_history(l2_run.info.run_id, f"curve/squared_weight_sum_{bound}")
+        assert [(m.step, m.value) for m in history] == [(p["step"], p[bound]) for p in
+                                                        summary["weights_during_training"]["l2"]["squared_weight_sum"]]
 
     for recipe, recipe_run in recipes.items():
         seeds = children[recipe_run.info.run_id]
@@ -199,6 +223,9 @@ def test_mlflow_holds_the_pipeline_run_as_a_tree_shaped_like_the_question(built_
             assert r.data.metrics["test_accuracy"] == metrics["test"]["accuracy"]
             assert r.data.metrics["dev_accuracy"] == metrics["dev"]["accuracy"]
             assert r.data.metrics["sparsity"] == metrics["weights"]["sparsity"]
+            # the weight statistics over training; the last is the evaluated network's
+            assert [m.step for m in client.get_metric_history(r.info.run_id, "curve/sparsity")] == [0, 1, 3, 10, 30, 60]
+            assert r.data.metrics["curve/squared_weight_sum"] == pytest.approx(metrics["weights"]["squared_weight_sum"])
             assert f"test {metrics['test']['accuracy']:.1%}" in r.data.tags["mlflow.note.content"]
             assert r.data.tags["mlflow.note.content"].startswith(f"{recipe} (")
             assert images(client, r.info.run_id) == {  # at step 0, where the chart view's image cards start
@@ -219,7 +246,8 @@ def test_mlflow_holds_the_pipeline_run_as_a_tree_shaped_like_the_question(built_
     assert images(client, path.info.run_id) == {"regularization_path": [0], "decision_boundaries": [0]}
 
     # the pipeline run holds each recipe's boundary and the path's curve, for the stored view
-    assert images(client, parent.info.run_id) == {f"decision_boundary~{recipe}": [0] for recipe in RECIPES}
+    assert images(client, parent.info.run_id) == {f"decision_boundary~{recipe}": [0] for recipe in RECIPES} | {
+        "weights_during_training": [0], "weight_statistics_during_training": [0]}
     by_strength = sorted(strengths, key=lambda r: float(r.data.params["strength"]))
     curve = {name: [(m.step, m.value) for m in client.get_metric_history(parent.info.run_id, f"path/l2/{name}")]
              for name in ("strength", "log10_strength", "dev_accuracy_mean", "chosen_on_dev")}
@@ -234,7 +262,8 @@ def test_mlflow_holds_the_pipeline_run_as_a_tree_shaped_like_the_question(built_
                                 order_by=[f"{view['orderByKey']} {'ASC' if view['orderByAsc'] else 'DESC'}"])
     assert [r.info.run_name for r in listed] == [parent.info.run_name, *RECIPES]
     assert [card["imageKeys"] for card in view["compareRunCharts"] if card["type"] == "IMAGE"] == [
-        [f"decision_boundary/{recipe}"] for recipe in RECIPES]
+        *([f"decision_boundary/{recipe}"] for recipe in RECIPES), ["weights_during_training"],
+        ["weight_statistics_during_training"]]
 
     models = client.search_logged_models([experiment.experiment_id])
     assert sorted(m.name for m in models) == sorted(f"{recipe}-seed-{seed}" for recipe in RECIPES for seed in SEEDS)

@@ -7,6 +7,8 @@ import base64
 import json
 import zlib
 
+from pipeline.analysis.weights import STATISTICS
+from pipeline.analysis.weights_over_training import FIGURES
 from pipeline.tracking.views import (BOUNDARY, COMPRESSED, TAG_LIMIT, comparison_view, deserialized, serialized,
                                      view_link)
 
@@ -17,7 +19,7 @@ RUN_IDS = [f"{k:032x}" for k in range(len(RECIPES) + 1)]
 
 
 def test_the_value_is_deflated_json_as_the_ui_writes_it_and_fits_mlflows_limit():
-    view = comparison_view(RUN_IDS, RECIPES, PATHS, seed=0, seeds=8)
+    view = comparison_view(RUN_IDS, RECIPES, PATHS, seed=0, seeds=8, weight_figures=FIGURES, weight_statistics=STATISTICS)
     value = serialized(view)
     assert value.startswith(COMPRESSED) and len(value) < TAG_LIMIT
     assert json.loads(zlib.decompress(base64.b64decode(value[len(COMPRESSED):]))) == view  # zlib, as pako inflates
@@ -25,14 +27,19 @@ def test_the_value_is_deflated_json_as_the_ui_writes_it_and_fits_mlflows_limit()
 
 
 def test_the_view_searches_its_runs_and_draws_one_card_per_recipe_and_path():
-    view = comparison_view(RUN_IDS, RECIPES, PATHS, seed=3, seeds=8)
+    view = comparison_view(RUN_IDS, RECIPES, PATHS, seed=3, seeds=8, weight_figures=FIGURES,
+                           weight_statistics=STATISTICS)
     assert view["searchFilter"] == "attributes.run_id IN (" + ", ".join(f"'{i}'" for i in RUN_IDS) + ")"
     assert (view["orderByKey"], view["orderByAsc"]) == ("tags.`kind`", True)  # "pipeline" before "recipe"
     cards = view["compareRunCharts"]
-    assert [c["imageKeys"] for c in cards if c["type"] == "IMAGE"] == [[f"{BOUNDARY}/{r}"] for r in RECIPES]
+    assert [c["imageKeys"] for c in cards if c["type"] == "IMAGE"] == [[f"{BOUNDARY}/{r}"] for r in RECIPES] + [
+        [key] for key in FIGURES]
     assert all(c["step"] == 0 and c["showRunParams"] is False for c in cards if c["type"] == "IMAGE")
     lines = [c for c in cards if c["type"] == "LINE"]
-    assert [c["selectedXAxisMetricKey"] for c in lines] == [f"path/{p}/log10_strength" for p in PATHS]
+    assert [c["selectedXAxisMetricKey"] for c in lines][:len(PATHS)] == [f"path/{p}/log10_strength" for p in PATHS]
+    weights = lines[len(PATHS):]  # a line per recipe run: its mean over seeds against the (log) step
+    assert [c["metricKey"] for c in weights] == [f"curve/{name}_mean" for name in STATISTICS]
+    assert all(c["xAxisKey"] == "step" and c["xAxisScaleType"] == "log" for c in weights)
     assert all(c["runsCountToCompare"] >= len(RUN_IDS) for c in cards)
     assert {c["metricSectionId"] for c in cards} == {s["uuid"] for s in view["compareRunSections"]}
     assert view["selectedColumns"][:4] == ["tags.`verdict`", "metrics.`test_accuracy_mean`",

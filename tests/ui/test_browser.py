@@ -23,6 +23,7 @@ import pytest
 from conftest import ROOT, in_project, make_project, mlflow_client, mlflow_server, run
 from playwright.sync_api import Page, expect, sync_playwright
 
+from pipeline.analysis.weights_over_training import FIGURES
 from pipeline.config import load_params
 from pipeline.tracking.store import LOCAL_UI, NOTE
 from pipeline.tracking.views import BOUNDARY, VIEW_TAG
@@ -214,10 +215,15 @@ def test_the_printed_link_shows_every_recipes_boundary_next_to_the_baselines(pag
         expect(image).to_be_visible()
         assert f"run_uuid={store['parent']}" in image.get_attribute("src")
         assert decoded_width(image) > 100 and distinct_colours(image) > 50, recipe
-    for title in ("test_accuracy_mean", "test_accuracy_vs_baseline_mean", "path/l2/dev_accuracy_mean"):
+    for title in ("test_accuracy_mean", "test_accuracy_vs_baseline_mean", "path/l2/dev_accuracy_mean",
+                  "curve/squared_weight_sum_mean"):
         card = cards.filter(has=page.get_by_role("heading").filter(has_text=title)).first
         card.scroll_into_view_if_needed()
         expect(card.locator(".js-plotly-plot")).to_be_visible()  # a chart was drawn
+    for key in FIGURES:  # the weights over training, every recipe's
+        image = cards.locator(image_of(key)).first
+        image.scroll_into_view_if_needed()
+        assert decoded_width(image) > 100 and distinct_colours(image) > 50, key
     page.set_viewport_size(VIEWPORT)
     page.locator(CARD).first.scroll_into_view_if_needed()
     settle(page)

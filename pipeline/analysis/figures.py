@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from pipeline.analysis.regularization_path import over_training
 from pipeline.core.atomic import atomic_path
 from pipeline.data.splits import Splits
 from pipeline.engine.network import StackedNetwork
@@ -379,8 +380,9 @@ def regularization_path(path: Path, summary: list[dict], title: str, swept: str,
                         selected: float | None, one_se: float | None = None) -> None:
     """Accuracy and loss of train, dev and test against the swept value (log
     axis), each a mean line in a band of its 95% interval over seeds; the
-    weight statistic the technique acts on below; the values chosen on dev
-    marked: the best, and the one-standard-error choice."""
+    weight statistic the technique acts on below, after training and at each
+    step the weights were recorded (from dark to light); the values chosen on
+    dev marked: the best, and the one-standard-error choice."""
     strengths = np.array([s["strength"] for s in summary])
     fig, axes = plt.subplots(3, 1, figsize=(6, 8), sharex=True, height_ratios=[3, 2, 2])
     fig.subplots_adjust(left=0.13, right=0.97, bottom=0.07, top=0.94, hspace=0.08)
@@ -400,7 +402,15 @@ def regularization_path(path: Path, summary: list[dict], title: str, swept: str,
             band(ax, f"{part}_{quantity}", color, style, part)
         ax.set_ylabel(quantity)
         ax.legend(fontsize=8)
-    band(axes[2], statistic, "tab:gray", "-", statistic)
+    during = [over_training(s, statistic) for s in summary]
+    steps = sorted(during[0])
+    for step, colour in zip(steps, plt.get_cmap("viridis")(np.linspace(0, 0.92, len(steps)))):
+        if step != steps[-1]:  # the last record is the trained network's, drawn below with its interval
+            axes[2].plot(strengths, [d[step]["mean"] for d in during], color=colour, linewidth=0.9,
+                         label=f"step {step}")
+    band(axes[2], statistic, "tab:gray", "-", "after training" if steps else statistic)
+    if steps:
+        axes[2].legend(fontsize=6, ncol=2)
     axes[2].set_ylabel(STATISTIC_LABELS.get(statistic, statistic), fontsize=8)
     axes[2].set_xlabel(swept)
     for ax in axes:

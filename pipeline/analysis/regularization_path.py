@@ -1,6 +1,8 @@
 """A regularization path's numbers: one row per (strength, seed), their
 means and intervals over seeds per strength, and the strengths chosen on dev:
-the best, and the one-standard-error choice."""
+the best, and the one-standard-error choice. A row holds the weight
+statistic the technique acts on after training, and at each step the
+weights were recorded (columns <statistic>_step_<step>)."""
 
 from __future__ import annotations
 
@@ -12,16 +14,31 @@ from pipeline.analysis.statistics import interval, standard_error
 MEASURES = ["train_accuracy", "dev_accuracy", "test_accuracy", "train_loss", "dev_loss", "test_loss"]
 
 
-def rows(values: list[float], seeds: list[int], documents: list[dict], statistic: str) -> list[dict]:
-    """One row per network, the networks ordered value by value, seed by seed."""
+def step_column(statistic: str, step: int) -> str:
+    return f"{statistic}_step_{step}"
+
+
+def rows(values: list[float], seeds: list[int], documents: list[dict], statistic: str,
+         during_training: dict[int, list[dict]] | None = None) -> list[dict]:
+    """One row per network, the networks ordered value by value, seed by seed;
+    during_training: step -> per network, its weight statistics then."""
     table = []
-    for (value, seed), document in zip(((v, s) for v in values for s in seeds), documents):
+    for k, ((value, seed), document) in enumerate(zip(((v, s) for v in values for s in seeds), documents)):
         row = {"strength": value, "seed": seed}
         for measure in MEASURES:
             part, name = measure.split("_")
             row[measure] = document[part][name] if part in document else None
-        table.append(row | {statistic: document["weights"][statistic]})
+        row[statistic] = document["weights"][statistic]
+        row |= {step_column(statistic, step): networks[k][statistic]
+                for step, networks in (during_training or {}).items()}
+        table.append(row)
     return table
+
+
+def over_training(row: dict, statistic: str) -> dict[int, object]:
+    """step -> the row's value of statistic then (a summary row's: its interval), from its step columns."""
+    prefix = step_column(statistic, "")
+    return {int(key.removeprefix(prefix)): value for key, value in row.items() if key.startswith(prefix)}
 
 
 def to_csv(table: list[dict]) -> str:

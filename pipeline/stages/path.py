@@ -5,10 +5,11 @@ batch, then evaluated on train, dev and test.
     python -m pipeline.stages.path moons
 
 Writes reports/<dataset>/paths/: <path>.csv (a row per strength and seed:
-the accuracies, losses and the weight statistic the technique acts on),
-<path>.png (each against strength, with seed intervals and the strengths
-chosen on dev marked: the best, and the most regularized within one standard
-error of it) and, for points in the plane, <path>_boundaries.png (the first
+the accuracies, losses and the weight statistic the technique acts on, at
+the end and at steps 0, 1, 3, 10, ... of training), <path>.png (each against
+strength, with seed intervals and the strengths chosen on dev marked: the
+best, and the most regularized within one standard error of it; the
+statistic a line per recorded step) and, for points in the plane, <path>_boundaries.png (the first
 seed's decision boundary at every strength, the one chosen on dev named).
 """
 
@@ -20,6 +21,7 @@ from pathlib import Path
 from pipeline.analysis import figures
 from pipeline.analysis.evaluation import evaluate, predict
 from pipeline.analysis.regularization_path import by_strength, one_standard_error, rows, select, to_csv
+from pipeline.analysis.weights import statistics_during_training
 from pipeline.config import PipelineConfig, load_params
 from pipeline.core.atomic import atomic_dir, write_text
 from pipeline.core.errors import cli
@@ -38,9 +40,11 @@ def run_path(name: str, params: PipelineConfig, splits: Splits, directory: Path,
     swept = f"{path.sweep}.{technique.sweeps}"
     members = [Member(seed, path.recipe_at(value), label=f"{swept} {value:g}, seed {seed}")
                for value in path.values for seed in params.seeds]
-    trained = train(members, params.model, params.trainer, splits, snapshots=0).trained
-    documents, _ = evaluate(trained.net, splits, params.analysis.sparsity_threshold)
-    table = rows(path.values, params.seeds, documents, technique.statistic)
+    training = train(members, params.model, params.trainer, splits, snapshots=0)
+    trained, threshold = training.trained, params.analysis.sparsity_threshold
+    documents, _ = evaluate(trained.net, splits, threshold)
+    table = rows(path.values, params.seeds, documents, technique.statistic,
+                 statistics_during_training(training.weights, threshold))
     summary = by_strength(table)
     chosen, simpler = select(summary), one_standard_error(table, summary, technique.stronger)
     selected = chosen["strength"] if chosen else None

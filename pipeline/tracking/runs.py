@@ -22,6 +22,7 @@ import torch
 import yaml
 from PIL import Image
 
+from pipeline.analysis.regularization_path import over_training, step_column
 from pipeline.analysis.weights import STATISTICS
 from pipeline.data.splits import SPLITS, Splits
 from pipeline.tracking.store import NOTE, log_metrics, log_model
@@ -138,9 +139,15 @@ def log_recipe(client, run_id: str, row: dict, during_training: dict[str, list[d
         client.log_image(run_id, as_image(image), key="decision_boundary", step=0)
 
 
-def log_path_strength(client, run_id: str, row: dict) -> None:
-    """One strength of a path: every column's mean and 95% interval over seeds."""
-    log_metrics(client, run_id, estimates(row))
+def log_path_strength(client, run_id: str, row: dict, statistic: str) -> None:
+    """One strength of a path: every column's mean and 95% interval over seeds;
+    the weight statistic's at each recorded step as curve/<statistic>_mean, ...
+    histories, as a recipe run's."""
+    during = over_training(row, statistic)
+    points = estimates({key: value for key, value in row.items() if not key.startswith(step_column(statistic, ""))})
+    points += [(f"curve/{statistic}_{bound}", estimate[bound], step) for step, estimate in during.items()
+               for bound in ("mean", "ci95_low", "ci95_high") if estimate.get(bound) is not None]
+    log_metrics(client, run_id, points)
 
 
 def training_input(name: str, splits: Splits):

@@ -155,7 +155,7 @@ def record_path(client, dataset: str, name: str, params: PipelineConfig, chosen:
                           parent=path_run)
     with failing(client, [*children, path_run]):
         for run_id, row in zip(children, summary):
-            log_path_strength(client, run_id, row)
+            log_path_strength(client, run_id, row, TECHNIQUES[path.sweep].statistic)
         if chosen:
             log_metrics(client, path_run, [("strength_chosen_on_dev", chosen["selected"], 0),
                                            ("strength_one_se", chosen["one_se"]["strength"], 0)])

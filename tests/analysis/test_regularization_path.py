@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.analysis.regularization_path import by_strength, from_csv, one_standard_error, rows, select, to_csv
+from pipeline.analysis.regularization_path import (by_strength, from_csv, one_standard_error, over_training, rows,
+                                                   select, to_csv)
 
 
 def document(train: float, dev: float | None, test: float, statistic: float) -> dict:
@@ -29,6 +30,20 @@ def test_rows_pair_each_network_with_its_strength_and_seed():
     assert list(table[0]) == ["strength", "seed", "train_accuracy", "dev_accuracy", "test_accuracy", "train_loss",
                               "dev_loss", "test_loss", "squared_weight_sum"]
     assert table[3]["dev_accuracy"] == 0.93 and table[3]["squared_weight_sum"] == 28
+
+
+def test_rows_hold_the_statistic_at_each_recorded_step_and_the_summary_its_interval():
+    during = {step: [{"squared_weight_sum": 100.0 * (k + 1) / (step + 1)} for k in range(6)] for step in (0, 1, 3)}
+    table = rows(VALUES, SEEDS, DOCUMENTS, "squared_weight_sum", during)
+    assert list(table[0])[-3:] == ["squared_weight_sum_step_0", "squared_weight_sum_step_1",
+                                   "squared_weight_sum_step_3"]
+    assert over_training(table[3], "squared_weight_sum") == {0: 400.0, 1: 200.0, 3: 100.0}  # network 3's
+    assert from_csv(to_csv(table)) == table
+    summary = by_strength(table)
+    steps = over_training(summary[1], "squared_weight_sum")  # strength 1: networks 2 and 3
+    assert sorted(steps) == [0, 1, 3] and steps[1]["mean"] == pytest.approx((150 + 200) / 2)
+    assert steps[1]["ci95_low"] < steps[1]["mean"] < steps[1]["ci95_high"]
+    assert summary[1]["squared_weight_sum"]["mean"] == 29  # the trained network's column, untouched
 
 
 def test_summary_per_strength_and_the_choice_on_dev_not_test():

@@ -133,7 +133,9 @@ def test_path_stage_writes_a_row_per_strength_and_seed_and_its_figure(built_proj
         rows = list(csv.DictReader(handle))
     assert [(float(r["strength"]), int(r["seed"])) for r in rows] == [(v, s) for v in (0.1, 1, 10) for s in SEEDS]
     assert list(rows[0]) == ["strength", "seed", "train_accuracy", "dev_accuracy", "test_accuracy", "train_loss",
-                             "dev_loss", "test_loss", "squared_weight_sum"]
+                             "dev_loss", "test_loss", "squared_weight_sum",
+                             *(f"squared_weight_sum_step_{step}" for step in (0, 1, 3, 10, 30, 60))]
+    assert all(r["squared_weight_sum_step_60"] == r["squared_weight_sum"] for r in rows)  # the last record, trained
     weights = {float(r["strength"]): float(r["squared_weight_sum"]) for r in rows if r["seed"] == "0"}
     assert weights[10] < weights[1] < weights[0.1]  # stronger L2, smaller weights
     assert (built_project / "reports/moons/paths/l2.png").read_bytes()[:4] == b"\x89PNG"
@@ -243,6 +245,10 @@ def test_mlflow_holds_the_pipeline_run_as_a_tree_shaped_like_the_question(built_
     for child in strengths:
         low, mean, high = (child.data.metrics[f"dev_accuracy_{s}"] for s in ("ci95_low", "mean", "ci95_high"))
         assert low <= mean <= high and "dev_accuracy" not in child.data.metrics
+        history = client.get_metric_history(child.info.run_id, "curve/squared_weight_sum_mean")
+        assert [m.step for m in history] == [0, 1, 3, 10, 30, 60]  # the path's statistic over training
+        assert history[-1].value == pytest.approx(child.data.metrics["squared_weight_sum_mean"])
+        assert not any("_step_" in name for name in child.data.metrics)
     assert images(client, path.info.run_id) == {"regularization_path": [0], "decision_boundaries": [0]}
 
     # the pipeline run holds each recipe's boundary and the path's curve, for the stored view

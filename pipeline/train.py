@@ -104,7 +104,8 @@ def job(composed: DictConfig) -> None:
     for seed, document, run_id in zip(config.seeds, documents, run_ids):
         accuracies = "  ".join(f"{part} {document[part]['accuracy']:.4f}" for part in SPLITS if part in document)
         weights = document["weights"]
-        lines += [(f"  seed {seed}: {accuracies}  sparsity {weights['sparsity']:.1%}  "
+        lines += [(f"  seed {seed}: {accuracies}  sparsity {weights['sparsity']:.1%} "
+                   f"({weights['zero_fraction']:.1%} exactly 0)  "
                    f"max column norm {weights['max_column_norm']:.2f}"),
                   f"    {run_url(uri, adhoc_experiment_id, run_id)}"]
     if len(documents) > 1:

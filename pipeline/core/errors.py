@@ -59,7 +59,6 @@ def cli(main: Callable[..., None]) -> Callable[..., None]:
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
         global _pending
-        _pending = None
         in_main_thread = threading.current_thread() is threading.main_thread()  # where handlers can be set
         previous = {signum: signal.signal(signum, _signalled) for signum in SIGNALS} if in_main_thread else {}
         previous_hook, sys.unraisablehook = sys.unraisablehook, _unraisable(sys.unraisablehook)
@@ -77,6 +76,7 @@ def cli(main: Callable[..., None]) -> Callable[..., None]:
             print("error: terminated (SIGTERM)", file=sys.stderr)
             raise SystemExit(143) from None
         finally:
+            _pending = None  # handled here: a later call in this process starts afresh
             sys.unraisablehook = previous_hook
             for signum, handler in previous.items():
                 signal.signal(signum, signal.SIG_DFL if handler is None else handler)

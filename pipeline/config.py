@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, StringConstraints, model_validator
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, StringConstraints, model_validator
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.schema import Name, Schema, validate
+from pipeline.analysis.landscapes import SURFACES
 from pipeline.data.sources import DatasetConfig
 from pipeline.techniques import TECHNIQUES, RecipeConfig
 
@@ -91,6 +92,23 @@ class PathConfig(Schema):
         return self.recipe.model_copy(update={self.sweep: config})
 
 
+class SurfaceConfig(Schema):
+    """One artificial surface of the landscapes stage (pipeline.analysis.landscapes)."""
+
+    strengths: list[NonNegativeFloat] = Field(min_length=1)  # a panel each, for each penalty
+    starts: list[tuple[float, float]] = Field(min_length=1)  # where both optimizers start
+    gd_lr: PositiveFloat  # gradient descent's: below 2 / the surface's largest curvature, or it diverges
+    adam_lr: PositiveFloat
+
+
+class LandscapesConfig(Schema):
+    """The penalty landscapes: artificial surfaces with an L1 or L2 term, no data."""
+
+    steps: PositiveInt  # of each optimizer, from each start
+    penalties: list[Literal["l2", "l1"]] = Field(min_length=1)
+    surfaces: dict[Literal[tuple(SURFACES)], SurfaceConfig] = Field(min_length=1)
+
+
 Seeds = Annotated[list[NonNegativeInt], Field(min_length=1)]
 
 
@@ -111,6 +129,7 @@ class PipelineConfig(Schema):
     paths: dict[Name, PathConfig] = {}
     analysis: AnalysisConfig
     report: ReportConfig
+    landscapes: LandscapesConfig
 
     @model_validator(mode="after")
     def _recipes_fit_the_model_and_data(self):

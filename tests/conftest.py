@@ -58,7 +58,7 @@ def edit_yaml(path: Path, change) -> None:
 def shrink_conf(conf: Path, whole_suite: bool = False) -> None:
     """Make the copied conf/ fast: moons only (120 points: 60 train, 30 dev, 30
     test), two recipes (baseline, l2; or the whole suite), two seeds, one path
-    of three values, few steps."""
+    of three values, few steps; one landscape (the bowl at two strengths)."""
     edit_yaml(conf / "datasets/default.yaml",
               lambda d: d.update(defaults=[x for x in d["defaults"] if "circles" not in str(x)]))
     edit_yaml(conf / "trainer/default.yaml", lambda d: d.update(max_steps=60, eval_every=20))
@@ -77,6 +77,8 @@ def shrink_conf(conf: Path, whole_suite: bool = False) -> None:
         d["l2"]["values"] = [0.1, 1, 10]
 
     edit_yaml(conf / "path/default.yaml", one_path)
+    edit_yaml(conf / "landscapes/default.yaml",
+              lambda d: d.update(steps=30, surfaces={"bowl": {**d["surfaces"]["bowl"], "strengths": [0, 1]}}))
 
 
 def make_project(path: Path, whole_suite: bool = False) -> Path:

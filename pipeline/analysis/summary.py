@@ -137,10 +137,12 @@ VERDICTS = {"higher": "higher than baseline", "lower": "lower than baseline", "n
 
 def markdown(dataset: str, summary: dict[str, dict], selection: dict | None, paths: dict[str, dict],
              test_size: int, thresholds: ReportConfig, figures: list[str],
-             path_figures: dict[str, str] | None = None, training_figures: list[str] = ()) -> str:
+             path_figures: dict[str, str] | None = None, training_figures: list[str] = (),
+             landscape_figures: list[str] = ()) -> str:
     """The report page; figures are image paths relative to it, each shown
     under the table; path_figures, per path, its boundary at each strength;
-    training_figures, the weights over training."""
+    training_figures, the weights over training; landscape_figures, the
+    penalty landscapes."""
     seeds = max(row["seeds"] for row in summary.values())
     typical = next(iter(summary.values()))["test_accuracy"]["mean"]
     sampling = binomial_standard_error(typical, test_size)
@@ -215,4 +217,12 @@ def markdown(dataset: str, summary: dict[str, dict], selection: dict | None, pat
                   "over seeds with their 95% intervals.", ""]
         for figure in training_figures:
             lines += [f"![{figure.rsplit('/', 1)[-1].removesuffix('.png').replace('_', ' ')}]({figure})", ""]
+    if landscape_figures:
+        lines += ["## Penalty landscapes", "",
+                  "What the penalty does to a loss surface, on artificial surfaces of two weights: as the strength "
+                  "grows, L2 pulls the minimum towards the origin along a curve, every coordinate shrinking; L1 "
+                  "moves it until a coordinate is exactly 0 and keeps it there. Gradient descent and Adam start "
+                  "from the same points; under L1, gradient descent zigzags across the axis it cannot settle on.", ""]
+        for figure in landscape_figures:
+            lines += [f"![penalty landscape: {figure.rsplit('/', 1)[-1].removesuffix('.png')}]({figure})", ""]
     return "\n".join(lines)

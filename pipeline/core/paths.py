@@ -55,3 +55,13 @@ def paths_dir(dataset: str) -> Path:
 
 def path_table(dataset: str, path: str) -> Path:
     return paths_dir(dataset) / f"{path}.csv"
+
+
+def tracked_path(dataset: str) -> Path:
+    """The track stage's note of which pipeline run went into which store (neither cached nor committed)."""
+    return report_dir(dataset) / "tracked.json"
+
+
+def landscapes_dir() -> Path:
+    """The landscapes stage's outputs: <surface>.png per artificial surface, landscapes.json."""
+    return Path("reports") / "landscapes"

@@ -10,8 +10,8 @@ test_accuracy.json (each recipe's mean test accuracy: DVC's metrics, compact
 enough for `dvc metrics show` and `dvc exp show`), figures/ (all recipes
 side by side, first seed: decision boundaries or first-layer weights, and
 weight histograms; every seed's weights over training and the statistics
-the techniques act on, with intervals) and index.html (all of it in one
-page that opens offline).
+the techniques act on, with intervals) and index.html (all of it, with
+the penalty landscapes, in one page that opens offline).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pipeline.analysis.web_page import web_page
 from pipeline.config import PipelineConfig, load_params
 from pipeline.core.atomic import atomic_dir, write_json, write_text
 from pipeline.core.errors import PipelineError, cli
-from pipeline.core.paths import metrics_path, model_path, path_table, report_dir, weights_path
+from pipeline.core.paths import landscapes_dir, metrics_path, model_path, path_table, report_dir, weights_path
 from pipeline.data.splits import Splits, load_splits
 from pipeline.engine import checkpoint
 from pipeline.techniques import TECHNIQUES
@@ -135,8 +135,9 @@ def main(argv: list[str] | None = None) -> None:
                    {recipe: round(row["test_accuracy"]["mean"], 4) for recipe, row in summary.items()})
         boundaries = {name: f"paths/{name}_boundaries.png" for name in paths
                       if (out / f"paths/{name}_boundaries.png").exists()}
+        landscapes = [f"../{landscapes_dir().name}/{name}.png" for name in params.landscapes.surfaces]
         page = markdown(dataset, summary, selection, paths, test_size, params.report, figure_paths, boundaries,
-                        training_paths)
+                        training_paths, landscapes)
         write_text(out / "summary.md", page)
     # after the figures' directory is in place: the page embeds them
     write_text(out / "index.html", web_page(f"{dataset}: regularization report", page, out))

@@ -5,6 +5,10 @@ that MLFLOW_TRACKING_URI names. Prints the address of the view that opens
 the comparison in MLflow's UI (pipeline.tracking.views).
 
     python -m pipeline.stages.track moons
+
+Writes reports/<dataset>/tracked.json, which names the store it wrote. DVC neither caches nor commits it, so a fresh clone lacks
+it and its `dvc repro` records the pipeline run into its own store, even
+when every other output is unchanged.
 """
 
 from __future__ import annotations
@@ -12,9 +16,11 @@ from __future__ import annotations
 import argparse
 
 from pipeline.config import load_params
+from pipeline.core.atomic import write_json
 from pipeline.core.errors import cli
+from pipeline.core.paths import tracked_path
 from pipeline.data.splits import load_splits
-from pipeline.tracking.store import tracking_uri, ui_command
+from pipeline.tracking.store import store_name, tracking_uri, ui_command
 from pipeline.usecases.recording import record_pipeline_run
 
 
@@ -26,6 +32,8 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params()
     params.dataset(dataset)
     address = record_pipeline_run(dataset, params, load_splits(dataset))
+    # the same bytes in every clone and at every commit, so that dvc.lock does not change with each run
+    write_json(tracked_path(dataset), {"dataset": dataset, "store": store_name()})
     start = f" (start the UI first: {command})" if (command := ui_command(tracking_uri())) else ""
     print(f"track {dataset}: the comparison in MLflow: {address}{start}")
 

@@ -62,6 +62,11 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repository_root() / DB_NAME}"
 
 
+def store_name() -> str:
+    """The current store as the same words in every clone: the server's URI, or the repository's own mlflow.db."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or DB_NAME
+
+
 def ui_address(uri: str) -> str:
     """Where the MLflow UI of a store is: the tracking server itself for an
     http(s) URI, otherwise the local server that `mlflow ui` starts by default."""

@@ -19,6 +19,7 @@ pipeline run, written by the track stage:
 - weights over training: the pipeline run's two figures (every recipe's
   weight histograms by step, the statistics with intervals) and a chart per
   statistic, a line per recipe (its mean over seeds) against the step;
+- the penalty landscapes (images the pipeline run holds, one per surface);
 - the table (one click): each recipe's verdict against the baseline, its
   mean test accuracy with its 95% interval, its paired difference to the
   baseline with its interval and the Holm-adjusted p-value.
@@ -41,6 +42,7 @@ VIEW_TAG = "mlflow.sharedViewState."
 COMPRESSED = "deflate;"
 TAG_LIMIT = 20_000  # MLflow's longest experiment tag value
 BOUNDARY = "decision_boundary"  # the key of each recipe's boundary image in the pipeline run: BOUNDARY/<recipe>
+LANDSCAPE = "penalty_landscape"  # and of each artificial surface's: LANDSCAPE/<surface>
 # The table's columns, left to right after the run's name: in view at 1280 pixels, the verdict and the interval
 TABLE_COLUMNS = (("tags", "verdict"), ("metrics", "test_accuracy_mean"), ("metrics", "test_accuracy_ci95_low"),
                  ("metrics", "test_accuracy_ci95_high"), ("metrics", "test_accuracy_vs_baseline_mean"),
@@ -71,11 +73,13 @@ def section(uuid: str, name: str) -> dict:
 
 
 def comparison_view(run_ids: list[str], recipes: list[str], paths: list[str], seed: int, seeds: int,
-                    weight_figures: tuple[str, ...] = (), weight_statistics: tuple[str, ...] = ()) -> dict:
+                    weight_figures: tuple[str, ...] = (), weight_statistics: tuple[str, ...] = (),
+                    landscapes: list[str] = ()) -> dict:
     """The view of one pipeline run: run_ids are the pipeline run's and its
     recipe runs'; recipes in the order the charts show them (baseline first);
     weight_figures, the pipeline run's image keys of the weights over
-    training; weight_statistics, the recipe runs' `curve/<statistic>_mean`."""
+    training; weight_statistics, the recipe runs' `curve/<statistic>_mean`;
+    landscapes, the surfaces of the pipeline run's LANDSCAPE images."""
     charts = [card(f"boundary-{recipe}", "boundaries", "IMAGE", imageKeys=[f"{BOUNDARY}/{recipe}"], step=0,
                    showRunParams=False, displayName=f"{recipe}: decision boundary (seed {seed})")
               for recipe in recipes]
@@ -100,6 +104,9 @@ def comparison_view(run_ids: list[str], recipes: list[str], paths: list[str], se
                     displayName=f"{name} during training, mean over {seeds} seeds, a line per recipe "
                                 f"(intervals: the recipe run's curve/{name}_ci95_low and _high)")
                for name in weight_statistics]
+    charts += [card(f"landscape-{surface}", "landscapes", "IMAGE", imageKeys=[f"{LANDSCAPE}/{surface}"], step=0,
+                    showRunParams=False, displayName=f"{surface} with an L2 or L1 penalty")
+               for surface in landscapes]
     quoted = ", ".join(f"'{run_id}'" for run_id in run_ids)
     return {
         # what the runs page searches (its URL parameters)
@@ -115,7 +122,8 @@ def comparison_view(run_ids: list[str], recipes: list[str], paths: list[str], se
         "compareRunSections": [section("boundaries", "Decision boundaries"),
                                section("accuracy", "Test accuracy over seeds"),
                                section("paths", "Regularization paths"),
-                               section("weights", "Weights during training")],
+                               section("weights", "Weights during training"),
+                               section("landscapes", "Penalty landscapes")],
         "isAccordionReordered": True, "viewMaximized": False, "runListHidden": False, "groupBy": None,
         "groupsExpanded": {}, "useGroupedValuesInCharts": True, "hideEmptyCharts": True,
         "globalLineChartConfig": {"xAxisKey": "step", "lineSmoothness": 0, "selectedXAxisMetricKey": ""},

@@ -28,8 +28,8 @@ from pipeline.analysis.weights import STATISTICS, statistics_during_training
 from pipeline.analysis.weights_over_training import FIGURES
 from pipeline.config import PARAMS_FILE, PipelineConfig
 from pipeline.core.errors import PipelineError
-from pipeline.core.paths import (figures_dir, history_path, metrics_path, model_path, path_table, report_dir,
-                                 snapshots_dir, weights_path)
+from pipeline.core.paths import (figures_dir, history_path, landscapes_dir, metrics_path, model_path, path_table,
+                                 report_dir, snapshots_dir, weights_path)
 from pipeline.data.splits import Splits, checksum
 from pipeline.engine import checkpoint
 from pipeline.engine.network import Probabilities
@@ -38,7 +38,7 @@ from pipeline.tracking.runs import (NetworkRecord, as_image, describe_dataset, d
                                     log_path_strength, log_recipe, seed_run_name, training_input)
 from pipeline.tracking.store import (NOTE, common_tags, connect, experiment_id, failing, flatten, log_metrics,
                                      pipeline_run_id, start_runs, tracking_uri, ui_address)
-from pipeline.tracking.views import BOUNDARY, comparison_view, path_metric, store_view, view_link
+from pipeline.tracking.views import BOUNDARY, LANDSCAPE, comparison_view, path_metric, store_view, view_link
 from pipeline.usecases.training import load_snapshots, load_weights
 
 REPORT_FILES = ("summary.md", "summary.json")
@@ -52,12 +52,13 @@ def read_json(path: Path) -> dict:
 
 
 def artifact_links(page: str, run_id: str) -> str:
-    """The report's relative links (figures/..., paths/...) as addresses the
-    MLflow server answers: its get-artifact endpoint, relative to the UI's page."""
+    """The report's relative links (figures/..., paths/..., ../landscapes/...)
+    as addresses the MLflow server answers: its get-artifact endpoint,
+    relative to the UI's page (the pipeline run holds them under those names)."""
     def served(match: re.Match) -> str:
         return f"]({'get-artifact?path=' + quote(match.group(1), safe='')}&run_uuid={run_id})"
 
-    return re.sub(r"\]\(((?:figures|paths)/[^)\s]+)\)", served, page)
+    return re.sub(r"\]\((?:\.\./)?((?:figures|paths|landscapes)/[^)\s]+)\)", served, page)
 
 
 def record_pipeline_run(dataset: str, params: PipelineConfig, splits: Splits) -> str:
@@ -86,7 +87,7 @@ def record_pipeline_run(dataset: str, params: PipelineConfig, splits: Splits) ->
             record_path(client, dataset, name, params, summary["paths"].get(name), tags, parent)
         drawn = record_comparison(client, dataset, parent, summary, report, params)
         view = comparison_view([parent, *recipe_runs], drawn, list(params.paths), params.seeds[0], len(params.seeds),
-                               FIGURES, STATISTICS)
+                               FIGURES, STATISTICS, list(params.landscapes.surfaces))
         link = view_link(experiment, store_view(client, experiment, view))
         client.set_tag(parent, NOTE, f"**[Open the comparison]({link})**: every recipe's boundary, accuracy "
                                      f"and path in charts; its intervals and verdict in the table.\n\n"
@@ -198,8 +199,9 @@ def record_comparison(client, dataset: str, parent: str, summary: dict, report: 
                       params: PipelineConfig) -> list[str]:
     """The parent's own content: the report's files, the headline metrics (the
     chosen recipe's and the baseline's test accuracy), each recipe's
-    decision boundary (first seed) as an image keyed by recipe and the
-    weights over training (its two figures). Returns the
+    decision boundary (first seed) as an image keyed by recipe, the
+    weights over training (its two figures) and the penalty landscapes.
+    Returns the
     recipes whose boundary it holds (none for data that is not a plane)."""
     drawn = []
     for recipe in params.compared():
@@ -212,6 +214,10 @@ def record_comparison(client, dataset: str, parent: str, summary: dict, report: 
     for name in REPORT_FILES:
         client.log_artifact(parent, str(report / name))
     client.log_artifacts(parent, str(report / "figures"), "figures")
+    for surface in params.landscapes.surfaces:  # the penalty landscapes, the same for every dataset
+        figure = landscapes_dir() / f"{surface}.png"
+        client.log_image(parent, as_image(figure), key=f"{LANDSCAPE}/{surface}", step=0)
+        client.log_artifact(parent, str(figure), "landscapes")
     for figure in sorted((report / "paths").glob("*.png")):
         client.log_artifact(parent, str(figure), "paths")
     chosen = summary["chosen_on_dev"]

@@ -96,8 +96,13 @@ def test_report_gives_intervals_paired_differences_and_the_path(built_project):
     page = (built_project / "reports/moons/index.html").read_text()
     assert "## Weights over training" in summary
     assert "![weights during training](figures/weights_during_training.png)" in summary
-    # two comparisons, the weights over training (two), the l2 path and its boundaries
-    assert "<table>" in page and page.count('src="data:image/png;base64,') == 6
+    # two comparisons, the weights over training (two), the l2 path and its boundaries, the landscape
+    assert "<table>" in page and page.count('src="data:image/png;base64,') == 7  # and the landscape
+    assert "![penalty landscape: bowl](../landscapes/bowl.png)" in summary
+    landscapes = json.loads((built_project / "reports/landscapes/landscapes.json").read_text())
+    at_one = landscapes["bowl"]["l2"][1]
+    assert at_one["strength"] == 1 and at_one["minimum"] == pytest.approx([1.0, 0.5], abs=1e-6)  # (2, 1) / (1 + 1)
+    assert sorted(at_one) == ["adam_ends", "gd_ends", "minimum", "strength"]
     during = table["weights_during_training"]
     assert set(during) == set(RECIPES) and set(during["l2"]) == {"squared_weight_sum", "sparsity", "zero_fraction",
                                                                  "max_column_norm"}
@@ -253,7 +258,7 @@ def test_mlflow_holds_the_pipeline_run_as_a_tree_shaped_like_the_question(built_
 
     # the pipeline run holds each recipe's boundary and the path's curve, for the stored view
     assert images(client, parent.info.run_id) == {f"decision_boundary~{recipe}": [0] for recipe in RECIPES} | {
-        "weights_during_training": [0], "weight_statistics_during_training": [0]}
+        "weights_during_training": [0], "weight_statistics_during_training": [0], "penalty_landscape~bowl": [0]}
     by_strength = sorted(strengths, key=lambda r: float(r.data.params["strength"]))
     curve = {name: [(m.step, m.value) for m in client.get_metric_history(parent.info.run_id, f"path/l2/{name}")]
              for name in ("strength", "log10_strength", "dev_accuracy_mean", "chosen_on_dev")}
@@ -269,13 +274,36 @@ def test_mlflow_holds_the_pipeline_run_as_a_tree_shaped_like_the_question(built_
     assert [r.info.run_name for r in listed] == [parent.info.run_name, *RECIPES]
     assert [card["imageKeys"] for card in view["compareRunCharts"] if card["type"] == "IMAGE"] == [
         *([f"decision_boundary/{recipe}"] for recipe in RECIPES), ["weights_during_training"],
-        ["weight_statistics_during_training"]]
+        ["weight_statistics_during_training"], ["penalty_landscape/bowl"]]
 
     models = client.search_logged_models([experiment.experiment_id])
     assert sorted(m.name for m in models) == sorted(f"{recipe}-seed-{seed}" for recipe in RECIPES for seed in SEEDS)
     for model in models:  # the evaluated network's metrics travel with the model
         run = client.get_run(model.source_run_id)
         assert {m.key: m.value for m in model.metrics}["test_accuracy"] == run.data.metrics["test_accuracy"]
+
+
+def test_a_fresh_clone_records_its_own_pipeline_run(built_project, tmp_path):
+    """A clone of a repository whose dvc.lock is complete, its outputs in the
+    DVC cache (as after `dvc pull`): every stage's outputs come back from the
+    cache, and the track stage, whose note is neither cached nor committed,
+    still writes the pipeline run into the clone's own store and prints its link."""
+    run(["git", "add", "-A"], built_project)
+    run(["git", "commit", "-qm", "a pipeline run", "--allow-empty"], built_project)
+    assert run(["git", "check-ignore", "reports/moons/tracked.json"], built_project).returncode == 0
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(built_project), str(clone)], tmp_path)
+    run(["dvc", "cache", "dir", str(built_project / ".dvc/cache")], clone)
+    result = run(["dvc", "repro"], clone)
+    ran = set(re.findall(r"Running stage '([^']+)'", result.stdout))
+    assert ran == {"track@moons"}, result.stdout
+    assert "track moons: the comparison in MLflow: http://127.0.0.1:5000/#/experiments/" in result.stdout
+    runs = mlflow_client(clone).search_runs([mlflow_client(clone).get_experiment_by_name("moons").experiment_id],
+                                            "tags.kind = 'pipeline'")
+    assert len(runs) == 1
+    assert json.loads((clone / "reports/moons/tracked.json").read_text()) == {"dataset": "moons", "store": "mlflow.db"}
+    assert run(["git", "status", "--porcelain"], clone).stdout == ""  # the same note: dvc.lock unchanged
+    assert "Data and pipelines are up to date" in run(["dvc", "repro"], clone).stdout  # and then a no-op
 
 
 def test_the_record_needs_no_store_but_the_one_it_writes(built_project, tmp_path):

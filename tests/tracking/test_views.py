@@ -9,17 +9,19 @@ import zlib
 
 from pipeline.analysis.weights import STATISTICS
 from pipeline.analysis.weights_over_training import FIGURES
-from pipeline.tracking.views import (BOUNDARY, COMPRESSED, TAG_LIMIT, comparison_view, deserialized, serialized,
+from pipeline.tracking.views import (BOUNDARY, COMPRESSED, LANDSCAPE, TAG_LIMIT, comparison_view, deserialized, serialized,
                                      view_link)
 
 RECIPES = ["baseline", "l1", "l2", "elastic_net", "max_norm", "dropout", "batch_norm", "early_stopping",
            "augmentation", "dropout_max_norm", "dropout_l2"]
 PATHS = ["l2", "l1", "max_norm", "dropout", "augmentation"]
+SURFACES = ["bowl", "himmelblau", "rastrigin"]
 RUN_IDS = [f"{k:032x}" for k in range(len(RECIPES) + 1)]
 
 
 def test_the_value_is_deflated_json_as_the_ui_writes_it_and_fits_mlflows_limit():
-    view = comparison_view(RUN_IDS, RECIPES, PATHS, seed=0, seeds=8, weight_figures=FIGURES, weight_statistics=STATISTICS)
+    view = comparison_view(RUN_IDS, RECIPES, PATHS, seed=0, seeds=8, weight_figures=FIGURES, weight_statistics=STATISTICS,
+                           landscapes=SURFACES)
     value = serialized(view)
     assert value.startswith(COMPRESSED) and len(value) < TAG_LIMIT
     assert json.loads(zlib.decompress(base64.b64decode(value[len(COMPRESSED):]))) == view  # zlib, as pako inflates
@@ -28,12 +30,12 @@ def test_the_value_is_deflated_json_as_the_ui_writes_it_and_fits_mlflows_limit()
 
 def test_the_view_searches_its_runs_and_draws_one_card_per_recipe_and_path():
     view = comparison_view(RUN_IDS, RECIPES, PATHS, seed=3, seeds=8, weight_figures=FIGURES,
-                           weight_statistics=STATISTICS)
+                           weight_statistics=STATISTICS, landscapes=SURFACES)
     assert view["searchFilter"] == "attributes.run_id IN (" + ", ".join(f"'{i}'" for i in RUN_IDS) + ")"
     assert (view["orderByKey"], view["orderByAsc"]) == ("tags.`kind`", True)  # "pipeline" before "recipe"
     cards = view["compareRunCharts"]
     assert [c["imageKeys"] for c in cards if c["type"] == "IMAGE"] == [[f"{BOUNDARY}/{r}"] for r in RECIPES] + [
-        [key] for key in FIGURES]
+        [key] for key in FIGURES] + [[f"{LANDSCAPE}/{surface}"] for surface in SURFACES]
     assert all(c["step"] == 0 and c["showRunParams"] is False for c in cards if c["type"] == "IMAGE")
     lines = [c for c in cards if c["type"] == "LINE"]
     assert [c["selectedXAxisMetricKey"] for c in lines][:len(PATHS)] == [f"path/{p}/log10_strength" for p in PATHS]

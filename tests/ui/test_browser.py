@@ -26,7 +26,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from pipeline.analysis.weights_over_training import FIGURES
 from pipeline.config import load_params
 from pipeline.tracking.store import LOCAL_UI, NOTE
-from pipeline.tracking.views import BOUNDARY, VIEW_TAG
+from pipeline.tracking.views import BOUNDARY, LANDSCAPE, VIEW_TAG
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package: Playwright's own browser download is not allowed here
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
@@ -220,7 +220,7 @@ def test_the_printed_link_shows_every_recipes_boundary_next_to_the_baselines(pag
         card = cards.filter(has=page.get_by_role("heading").filter(has_text=title)).first
         card.scroll_into_view_if_needed()
         expect(card.locator(".js-plotly-plot")).to_be_visible()  # a chart was drawn
-    for key in FIGURES:  # the weights over training, every recipe's
+    for key in [*FIGURES, f"{LANDSCAPE}/bowl"]:  # the weights over training, every recipe's; the landscape
         image = cards.locator(image_of(key)).first
         image.scroll_into_view_if_needed()
         assert decoded_width(image) > 100 and distinct_colours(image) > 50, key

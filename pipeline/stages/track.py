@@ -31,9 +31,10 @@ def main(argv: list[str] | None = None) -> None:
     dataset = parser.parse_args(argv).dataset
     params = load_params()
     params.dataset(dataset)
+    store = store_name()  # before MLflow, which sets MLFLOW_TRACKING_URI once connected
     address = record_pipeline_run(dataset, params, load_splits(dataset))
     # the same bytes in every clone and at every commit, so that dvc.lock does not change with each run
-    write_json(tracked_path(dataset), {"dataset": dataset, "store": store_name()})
+    write_json(tracked_path(dataset), {"dataset": dataset, "store": store})
     start = f" (start the UI first: {command})" if (command := ui_command(tracking_uri())) else ""
     print(f"track {dataset}: the comparison in MLflow: {address}{start}")
 

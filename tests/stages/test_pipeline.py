@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from urllib.parse import parse_qs
@@ -119,7 +120,8 @@ def test_dvc_views_fit_a_terminal(built_project):
     assert compact == {recipe: round(row["test_accuracy"]["mean"], 4) for recipe, row in table["recipes"].items()}
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], built_project).stdout)
     assert json.dumps(shown).count('"l2"') == 1  # one metrics file, one column per recipe
-    compact_view = r"(datasets|paths|suite|model|trainer|analysis|report)\.|(data|metrics|models|pipeline|plots)(/|$)|reports/\w+/(paths|figures|summary\.\w+)$"
+    compact_view = (r"(datasets|paths|suite|model|trainer|analysis|report|landscapes)\.|(data|metrics|models|pipeline|plots)"
+                    r"(/|$)|reports/(\w+/(paths|figures|summary\.\w+)|landscapes)$")
     assert compact_view in (ROOT / "README.md").read_text()  # the command the README gives
     header = run(["dvc", "exp", "show", "--csv", "--drop", compact_view], built_project).stdout.splitlines()[0]
     assert header.split(",")[5:] == ["baseline", "l2", "seeds"], header  # each recipe's test accuracy, the seeds
@@ -288,12 +290,13 @@ def test_a_fresh_clone_records_its_own_pipeline_run(built_project, tmp_path):
     DVC cache (as after `dvc pull`): every stage's outputs come back from the
     cache, and the track stage, whose note is neither cached nor committed,
     still writes the pipeline run into the clone's own store and prints its link."""
-    run(["git", "add", "-A"], built_project)
-    run(["git", "commit", "-qm", "a pipeline run", "--allow-empty"], built_project)
     assert run(["git", "check-ignore", "reports/moons/tracked.json"], built_project).returncode == 0
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(built_project), str(clone)], tmp_path)
-    run(["dvc", "cache", "dir", str(built_project / ".dvc/cache")], clone)
+    shutil.copy(built_project / "dvc.lock", clone / "dvc.lock")  # committed, as the project commits it
+    run(["git", "add", "dvc.lock"], clone)
+    run(["git", "commit", "-qm", "a pipeline run"], clone)
+    run(["dvc", "cache", "dir", "--local", str(built_project / ".dvc/cache")], clone)  # as after dvc pull
     result = run(["dvc", "repro"], clone)
     ran = set(re.findall(r"Running stage '([^']+)'", result.stdout))
     assert ran == {"track@moons"}, result.stdout

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, StringConstraints, model_validator
+from pydantic import (Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, StringConstraints,
+                      model_validator)
 
+from pipeline.analysis.landscapes import SURFACES
 from pipeline.core.errors import PipelineError
 from pipeline.core.schema import Name, Schema, validate
-from pipeline.analysis.landscapes import SURFACES
 from pipeline.data.sources import DatasetConfig
 from pipeline.techniques import TECHNIQUES, RecipeConfig
 

@@ -11,11 +11,15 @@ exactly 0 once the strength passes |c_i|)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
+
+from pipeline.core.errors import PipelineError
 
 BOWL_CENTRE = (2.0, 1.0)
 HIMMELBLAU_MINIMA = ((3.0, 2.0), (-2.805118, 3.131312), (-3.779310, -3.283186), (3.584428, -1.848126))
@@ -88,6 +92,14 @@ def global_minimum(name: str, kind: str, strength: float, points: int = 201) -> 
 def minimum_track(name: str, kind: str, strengths: list[float]) -> np.ndarray:
     """(len(strengths), 2): where the global minimum sits at each strength."""
     return np.array([global_minimum(name, kind, s) for s in strengths])
+
+
+def surfaces_drawn(directory: Path) -> list[str]:
+    """The surfaces the landscapes stage drew into directory (<surface>.png each), in its order."""
+    try:
+        return list(json.loads((directory / "landscapes.json").read_text()))
+    except (OSError, ValueError):
+        raise PipelineError(f"{directory / 'landscapes.json'} is missing or corrupt: run dvc repro") from None
 
 
 def trajectories(name: str, settings: list[tuple[str, float]], starts: list[tuple[float, float]], optimizer: str,

@@ -65,8 +65,8 @@ def fit(members: list[Member], model: ModelConfig, trainer: TrainerConfig, split
     member, data and config, not on the others, and is the same bit for bit
     on the same machine. progress shows the steps done on stdout: "bar" (a
     terminal), "lines" (a log), None (DVC stages). weight_steps: the steps at
-    which every network's weights are recorded (0 is before the first). The networks train on
-    trainer.accelerator's device and come back on the CPU."""
+    which every network's weights are recorded (0 is before the first). The
+    networks train on trainer.accelerator's device and come back on the CPU."""
     check_accelerator(trainer)
     dtype = dtype_of(trainer)
     # deterministic=True switches torch's global deterministic mode on, which

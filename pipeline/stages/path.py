@@ -9,8 +9,9 @@ the accuracies, losses and the weight statistic the technique acts on, at
 the end and at steps 0, 1, 3, 10, ... of training), <path>.png (each against
 strength, with seed intervals and the strengths chosen on dev marked: the
 best, and the most regularized within one standard error of it; the
-statistic a line per recorded step) and, for points in the plane, <path>_boundaries.png (the first
-seed's decision boundary at every strength, the one chosen on dev named).
+statistic a line per recorded step) and, for points in the plane,
+<path>_boundaries.png (the first seed's decision boundary at every
+strength, the one chosen on dev named).
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from pipeline.analysis import figures, weights_over_training
 from pipeline.analysis.evaluation import predict
+from pipeline.analysis.landscapes import surfaces_drawn
 from pipeline.analysis.regularization_path import by_strength, from_csv, one_standard_error, select
 from pipeline.analysis.summary import markdown, selected_on_dev, summarize
 from pipeline.analysis.web_page import web_page
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
                    {recipe: round(row["test_accuracy"]["mean"], 4) for recipe, row in summary.items()})
         boundaries = {name: f"paths/{name}_boundaries.png" for name in paths
                       if (out / f"paths/{name}_boundaries.png").exists()}
-        landscapes = [f"../{landscapes_dir().name}/{name}.png" for name in params.landscapes.surfaces]
+        landscapes = [f"../{landscapes_dir().name}/{name}.png" for name in surfaces_drawn(landscapes_dir())]
         page = markdown(dataset, summary, selection, paths, test_size, params.report, figure_paths, boundaries,
                         training_paths, landscapes)
         write_text(out / "summary.md", page)

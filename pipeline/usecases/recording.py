@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 import torch
 
+from pipeline.analysis.landscapes import surfaces_drawn
 from pipeline.analysis.regularization_path import by_strength, from_csv
 from pipeline.analysis.weights import STATISTICS, statistics_during_training
 from pipeline.analysis.weights_over_training import FIGURES
@@ -87,7 +88,7 @@ def record_pipeline_run(dataset: str, params: PipelineConfig, splits: Splits) ->
             record_path(client, dataset, name, params, summary["paths"].get(name), tags, parent)
         drawn = record_comparison(client, dataset, parent, summary, report, params)
         view = comparison_view([parent, *recipe_runs], drawn, list(params.paths), params.seeds[0], len(params.seeds),
-                               FIGURES, STATISTICS, list(params.landscapes.surfaces))
+                               FIGURES, STATISTICS, surfaces_drawn(landscapes_dir()))
         link = view_link(experiment, store_view(client, experiment, view))
         client.set_tag(parent, NOTE, f"**[Open the comparison]({link})**: every recipe's boundary, accuracy "
                                      f"and path in charts; its intervals and verdict in the table.\n\n"
@@ -214,7 +215,7 @@ def record_comparison(client, dataset: str, parent: str, summary: dict, report: 
     for name in REPORT_FILES:
         client.log_artifact(parent, str(report / name))
     client.log_artifacts(parent, str(report / "figures"), "figures")
-    for surface in params.landscapes.surfaces:  # the penalty landscapes, the same for every dataset
+    for surface in surfaces_drawn(landscapes_dir()):  # the penalty landscapes, the same for every dataset
         figure = landscapes_dir() / f"{surface}.png"
         client.log_image(parent, as_image(figure), key=f"{LANDSCAPE}/{surface}", step=0)
         client.log_artifact(parent, str(figure), "landscapes")

@@ -166,7 +166,8 @@ def test_the_preset_runs_with_one_command(project, tmp_path):
                      project, env={"no_proxy": "127.0.0.1", "NO_PROXY": "127.0.0.1"})
     ran = set(re.findall(r"Running stage '([^']+)'", result.stdout))
     recipes = ["baseline", "l2", "dropout", "dropout_fresh"]
-    assert ran == {"validate", "fetch@football", "split@football", "path@football", "report@football", "track@football",
+    assert ran == {"validate", "landscapes", "fetch@football", "split@football", "path@football", "report@football",
+                   "track@football",
                    *(f"{stage}@football-{r}" for stage in ("train", "evaluate") for r in recipes)}
     for recipe in recipes:
         metrics = json.loads((project / f"metrics/football/{recipe}/seed_0.json").read_text())

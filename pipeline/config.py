@@ -17,10 +17,10 @@ import yaml
 from pydantic import (Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, StringConstraints,
                       model_validator)
 
-from pipeline.analysis.landscapes import SURFACES
 from pipeline.core.errors import PipelineError
 from pipeline.core.schema import Name, Schema, validate
 from pipeline.data.sources import DatasetConfig
+from pipeline.data.surfaces import SURFACES
 from pipeline.techniques import TECHNIQUES, RecipeConfig
 
 PARAMS_FILE = Path("params.yaml")

@@ -13,7 +13,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from pipeline.analysis.figures import save
-from pipeline.analysis.landscapes import SURFACES, grid, objective
+from pipeline.analysis.landscapes import grid, objective
+from pipeline.data.surfaces import SURFACES
 
 PENALTY_NAMES = {"l2": "L2: + strength/2 |w|²", "l1": "L1: + strength |w|₁"}
 OPTIMIZER_STYLES = {"gd": {"color": "white", "linestyle": "-"}, "adam": {"color": "tab:orange", "linestyle": "--"}}

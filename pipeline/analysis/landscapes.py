@@ -1,6 +1,7 @@
-"""Penalty landscapes: artificial loss surfaces of two weights with an L1 or
-L2 term added, to see what the term does to the minimum and to the path an
-optimizer takes. No data and no network: f(w) + penalty(w) over the plane.
+"""Penalty landscapes: the artificial loss surfaces of pipeline.data.surfaces
+with an L1 or L2 term added, to see what the term does to the minimum and to
+the path an optimizer takes. No data and no network: f(w) + penalty(w) over
+the plane.
 
 Penalties as the lab writes them, without the 1/m of a data set:
 L2 strength/2 * |w|^2 (its gradient strength * w), L1 strength * |w|_1.
@@ -12,7 +13,6 @@ exactly 0 once the strength passes |c_i|)."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -20,37 +20,7 @@ import numpy as np
 import torch
 
 from pipeline.core.errors import PipelineError
-
-BOWL_CENTRE = (2.0, 1.0)
-HIMMELBLAU_MINIMA = ((3.0, 2.0), (-2.805118, 3.131312), (-3.779310, -3.283186), (3.584428, -1.848126))
-
-
-def bowl(x, y):
-    return ((x - BOWL_CENTRE[0]) ** 2 + (y - BOWL_CENTRE[1]) ** 2) / 2
-
-
-def himmelblau(x, y):
-    return (x ** 2 + y - 11) ** 2 + (x + y ** 2 - 7) ** 2
-
-
-def rastrigin(x, y):
-    cos = torch.cos if isinstance(x, torch.Tensor) else np.cos
-    return 20 + x ** 2 - 10 * cos(2 * np.pi * x) + y ** 2 - 10 * cos(2 * np.pi * y)
-
-
-@dataclass(frozen=True)
-class Surface:
-    function: Callable
-    reach: float  # the plane shown: [-reach, reach] on both axes
-    title: str
-
-
-SURFACES = {  # works on numpy arrays and torch tensors alike
-    "bowl": Surface(bowl, 3.0, "bowl |w - (2, 1)|² / 2"),
-    "himmelblau": Surface(himmelblau, 5.0, "Himmelblau"),
-    "rastrigin": Surface(rastrigin, 3.0, "Rastrigin"),
-}
-
+from pipeline.data.surfaces import BOWL_CENTRE, SURFACES
 
 def penalty(kind: str, strength: float, x, y):
     if kind == "l2":

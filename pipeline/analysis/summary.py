@@ -204,25 +204,31 @@ def markdown(dataset: str, summary: dict[str, dict], selection: dict | None, pat
         "of a neuron's incoming weights.",
         "",
     ]
-    if figures:
-        lines += ["## Figures", "", "Every recipe's first seed, side by side on shared axes.", ""]
-    for figure in figures:
-        lines += [f"![{figure.rsplit('/', 1)[-1].removesuffix('.png').replace('_', ' ')} (first seed)]({figure})", ""]
-    if training_figures:
-        lines += ["## Weights over training", "",
-                  "Every seed's weights (biases aside) at log-spaced steps, 0, 1, 3, 10, 30, ...: weights move most "
-                  "at first. L2's gradient is proportional to a weight, so it shrinks them all in proportion; L1's "
-                  "is a constant pull, which piles weights near zero but overshoots it, so they reach exactly zero "
-                  "only under `l1.mode: proximal`; max-norm caps each neuron's incoming norm. The curves are means "
-                  "over seeds with their 95% intervals.", ""]
-        for figure in training_figures:
-            lines += [f"![{figure.rsplit('/', 1)[-1].removesuffix('.png').replace('_', ' ')}]({figure})", ""]
-    if landscape_figures:
-        lines += ["## Penalty landscapes", "",
-                  "What the penalty does to a loss surface, on artificial surfaces of two weights: as the strength "
-                  "grows, L2 pulls the minimum towards the origin along a curve, every coordinate shrinking; L1 "
-                  "moves it until a coordinate is exactly 0 and keeps it there. Gradient descent and Adam start "
-                  "from the same points; under L1, gradient descent zigzags across the axis it cannot settle on.", ""]
-        for figure in landscape_figures:
-            lines += [f"![penalty landscape: {figure.rsplit('/', 1)[-1].removesuffix('.png')}]({figure})", ""]
+    lines += figure_section("Figures", figures, "{} (first seed)",
+                            "Every recipe's first seed, side by side on shared axes.")
+    lines += figure_section(
+        "Weights over training", training_figures, "{}",
+        "Every seed's weights (biases aside) at log-spaced steps, 0, 1, 3, 10, 30, ...: weights move most at first. "
+        "L2's gradient is proportional to a weight, so it shrinks them all in proportion; L1's is a constant pull, "
+        "which piles weights near zero but overshoots it, so they reach exactly zero only under `l1.mode: "
+        "proximal`; max-norm caps each neuron's incoming norm. The curves are means over seeds with their 95% "
+        "intervals.")
+    lines += figure_section(
+        "Penalty landscapes", landscape_figures, "penalty landscape: {}",
+        "What the penalty does to a loss surface, on artificial surfaces of two weights: as the strength grows, L2 "
+        "pulls the minimum towards the origin along a curve, every coordinate shrinking; L1 moves it until a "
+        "coordinate is exactly 0 and keeps it there. Gradient descent and Adam start from the same points; under "
+        "L1, gradient descent zigzags across the axis it cannot settle on.")
     return "\n".join(lines)
+
+
+def figure_section(heading: str, figures: list[str], caption: str, text: str) -> list[str]:
+    """A section of the page: its heading and text, then each figure with the
+    caption (a format string) of its file's name; nothing without figures."""
+    if not figures:
+        return []
+    lines = [f"## {heading}", "", text, ""]
+    for figure in figures:
+        name = figure.rsplit("/", 1)[-1].removesuffix(".png").replace("_", " ")
+        lines += [f"![{caption.format(name)}]({figure})", ""]
+    return lines

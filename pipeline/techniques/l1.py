@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pipeline.techniques.penalty import PenaltyConfig, PenaltyTechnique, WeightPenalty
+from pipeline.techniques.penalty import PenaltyConfig, PenaltyTechnique
 
 
 class L1Config(PenaltyConfig):
@@ -27,6 +27,7 @@ class L1(PenaltyTechnique):
     name = "l1"
     Config = L1Config
     statistic = "sparsity"
+    power = 1
 
     @classmethod
     def key_figure(cls, config, metrics):
@@ -34,21 +35,5 @@ class L1(PenaltyTechnique):
         exact = f", {weights['zero_fraction']:.0%} exactly 0 (proximal)" if config.mode == "proximal" else ""
         return f"sparsity {weights['sparsity']:.0%}{exact}"
 
-    def __init__(self, configs, batch):
-        super().__init__(configs, batch)
-        self.mode = self.shared("mode")
-        self.regularize_bias = self.shared("regularize_bias")
-        self.strengths = batch.per_model([c.strengths(len(batch.hidden) + 1) for c in configs])
-        self.term = WeightPenalty(self.strengths, 1 / batch.n_train, self.regularize_bias, power=1)
-
-    def penalty(self, net):
-        return self.term(net) if self.mode == "penalty" else None
-
     def shrink(self, net):
-        if self.mode != "proximal":
-            return []
-        pairs = []
-        for layer, strength in zip(net.linear_layers(), self.strengths.T):
-            threshold = strength / self.batch.n_train
-            pairs += [(layer.weight, threshold)] + ([(layer.bias, threshold)] if self.regularize_bias else [])
-        return pairs
+        return self.per_matrix(net) if self.mode == "proximal" else []

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pipeline.techniques.penalty import PenaltyConfig, PenaltyTechnique, WeightPenalty
+from pipeline.techniques.penalty import PenaltyConfig, PenaltyTechnique
 
 
 class L2Config(PenaltyConfig):
@@ -24,27 +24,12 @@ class L2(PenaltyTechnique):
     name = "l2"
     Config = L2Config
     statistic = "squared_weight_sum"
+    power = 2
 
     @classmethod
     def key_figure(cls, config, metrics):
         decoupled = " (decoupled decay)" if config.mode == "decoupled" else ""
         return f"sum W^2 {metrics['weights']['squared_weight_sum']:.1f}{decoupled}"
 
-    def __init__(self, configs, batch):
-        super().__init__(configs, batch)
-        self.mode = self.shared("mode")
-        self.regularize_bias = self.shared("regularize_bias")
-        self.strengths = batch.per_model([c.strengths(len(batch.hidden) + 1) for c in configs])
-        self.term = WeightPenalty(self.strengths, 1 / (2 * batch.n_train), self.regularize_bias, power=2)
-
-    def penalty(self, net):
-        return self.term(net) if self.mode == "penalty" else None
-
     def decay(self, net):
-        if self.mode != "decoupled":
-            return []
-        pairs = []
-        for layer, strength in zip(net.linear_layers(), self.strengths.T):
-            coefficient = strength / self.batch.n_train
-            pairs += [(layer.weight, coefficient)] + ([(layer.bias, coefficient)] if self.regularize_bias else [])
-        return pairs
+        return self.per_matrix(net) if self.mode == "decoupled" else []

@@ -4,6 +4,8 @@ per-model sum over weight matrices of strength/m times a power of |w|, and
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from pydantic import NonNegativeFloat
 
@@ -51,9 +53,32 @@ class WeightPenalty:
 
 
 class PenaltyTechnique(Technique):
-    """L1 and L2: a PenaltyConfig's strength per weight matrix, swept along a path."""
+    """L1 and L2: a PenaltyConfig's strength per weight matrix, swept along a
+    path; in mode "penalty" the term strength/(power m) * sum |w|^power in the
+    cost, in their other mode a step outside the gradient (L2's decoupled
+    decay, L1's proximal threshold)."""
 
     sweeps = "strength"
+    power: ClassVar[int]  # 1: L1's sum |w|, 2: L2's sum w^2 (halved, so that its gradient is strength/m * w)
+
+    def __init__(self, configs, batch):
+        super().__init__(configs, batch)
+        self.mode = self.shared("mode")
+        self.regularize_bias = self.shared("regularize_bias")
+        self.strengths = batch.per_model([c.strengths(len(batch.hidden) + 1) for c in configs])
+        self.term = WeightPenalty(self.strengths, 1 / (self.power * batch.n_train), self.regularize_bias, self.power)
+
+    def penalty(self, net):
+        return self.term(net) if self.mode == "penalty" else None
+
+    def per_matrix(self, net) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(parameter, strength/m per network) for every weight matrix, and bias
+        if asked: what the engine scales by lr for a step outside the gradient."""
+        pairs = []
+        for layer, strength in zip(net.linear_layers(), self.strengths.T):
+            coefficient = strength / self.batch.n_train
+            pairs += [(layer.weight, coefficient)] + ([(layer.bias, coefficient)] if self.regularize_bias else [])
+        return pairs
 
     @classmethod
     def check(cls, config, hidden, has_dev):

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.analysis.landscapes import (BOWL_CENTRE, HIMMELBLAU_MINIMA, SURFACES, closed_form_bowl_minimum,
-                                          global_minimum, minimum_track, objective, trajectories)
+from pipeline.analysis.landscapes import (closed_form_bowl_minimum, global_minimum, minimum_track, objective,
+                                          trajectories)
+from pipeline.data.surfaces import BOWL_CENTRE, HIMMELBLAU_MINIMA, SURFACES
 
 
 def test_the_surfaces_are_the_textbook_functions():

@@ -6,9 +6,10 @@ the comparison in MLflow's UI (pipeline.tracking.views).
 
     python -m pipeline.stages.track moons
 
-Writes reports/<dataset>/tracked.json, which names the store it wrote. DVC neither caches nor commits it, so a fresh clone lacks
-it and its `dvc repro` records the pipeline run into its own store, even
-when every other output is unchanged.
+Writes reports/<dataset>/tracked.json, which names the store it wrote.
+DVC neither caches nor commits it, so a fresh clone lacks it and its
+`dvc repro` records the pipeline run into its own store, even when every
+other output is unchanged.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ Writes models/<dataset>/<recipe>/: model.pt (all seeds' networks),
 training.json (per seed: steps taken, the techniques' figures), history.csv
 (per seed: the learning curves), weights_during_training.npz (every seed's
 weights at steps 0, 1, 3, 10, 30, ...) and boundary_during_training/ (points
-in the plane: each seed's decision boundary as it formed). Same params, same files,
-byte for byte: a retrain that changes nothing reruns nothing downstream.
+in the plane: each seed's decision boundary as it formed). Same params, same
+files, byte for byte: a retrain that changes nothing reruns nothing downstream.
 """
 
 from __future__ import annotations

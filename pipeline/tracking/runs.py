@@ -107,15 +107,20 @@ def as_image(image: Path | np.ndarray) -> Image.Image:
         return opened.convert("RGB")
 
 
+def interval_points(name: str, estimate: dict, step: int = 0) -> list[tuple[str, float, int]]:
+    """An interval {mean, ci95_low, ci95_high} as the metrics <name>_mean,
+    <name>_ci95_low, <name>_ci95_high at step (the ends only where it has them)."""
+    return [(f"{name}_{bound}", estimate[bound], step) for bound in ("mean", "ci95_low", "ci95_high")
+            if estimate.get(bound) is not None]
+
+
 def estimates(row: dict) -> list[tuple[str, float, int]]:
-    """A row of estimates over seeds as metrics: an interval {mean, ci95_low,
-    ci95_high} as <name>_mean, <name>_ci95_low, <name>_ci95_high; a number
-    as itself; anything else (words, counts of seeds) left out."""
+    """A row of estimates over seeds as metrics: an interval as interval_points;
+    a number as itself; anything else (words, counts of seeds) left out."""
     points = []
     for name, value in row.items():
         if isinstance(value, dict) and "mean" in value:
-            points += [(f"{name}_{bound}", value[bound], 0) for bound in ("mean", "ci95_low", "ci95_high")
-                       if value.get(bound) is not None]
+            points += interval_points(name, value)
         elif isinstance(value, (int, float)) and not isinstance(value, bool) and name not in ("seeds", "strength"):
             points.append((name, value, 0))
     return points
@@ -129,8 +134,8 @@ def log_recipe(client, run_id: str, row: dict, during_training: dict[str, list[d
     intervals over training (per statistic, a point per recorded step), and
     its first seed's decision boundary at step 0, for the chart view."""
     points = estimates(row)
-    points += [(f"curve/{name}_{bound}", point[bound], point["step"]) for name, curve in during_training.items()
-               for point in curve for bound in ("mean", "ci95_low", "ci95_high") if point.get(bound) is not None]
+    points += [point for name, curve in during_training.items() for estimate in curve
+               for point in interval_points(f"curve/{name}", estimate, estimate["step"])]
     if "verdict" in row:
         points.append(("separated", float(row["verdict"] != "not separated"), 0))
         client.set_tag(run_id, "verdict", row["verdict"])
@@ -145,8 +150,8 @@ def log_path_strength(client, run_id: str, row: dict, statistic: str) -> None:
     histories, as a recipe run's."""
     during = over_training(row, statistic)
     points = estimates({key: value for key, value in row.items() if not key.startswith(step_column(statistic, ""))})
-    points += [(f"curve/{statistic}_{bound}", estimate[bound], step) for step, estimate in during.items()
-               for bound in ("mean", "ci95_low", "ci95_high") if estimate.get(bound) is not None]
+    points += [point for step, estimate in during.items()
+               for point in interval_points(f"curve/{statistic}", estimate, step)]
     log_metrics(client, run_id, points)
 
 

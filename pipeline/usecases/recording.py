@@ -35,8 +35,8 @@ from pipeline.data.splits import Splits, checksum
 from pipeline.engine import checkpoint
 from pipeline.engine.network import Probabilities
 from pipeline.techniques import TECHNIQUES
-from pipeline.tracking.runs import (NetworkRecord, as_image, describe_dataset, describe_recipe, log_network,
-                                    log_path_strength, log_recipe, seed_run_name, training_input)
+from pipeline.tracking.runs import (NetworkRecord, as_image, describe_dataset, describe_recipe, interval_points,
+                                    log_network, log_path_strength, log_recipe, seed_run_name, training_input)
 from pipeline.tracking.store import (NOTE, common_tags, connect, experiment_id, failing, flatten, log_metrics,
                                      pipeline_run_id, start_runs, tracking_uri, ui_address)
 from pipeline.tracking.views import BOUNDARY, LANDSCAPE, comparison_view, path_metric, store_view, view_link
@@ -86,9 +86,10 @@ def record_pipeline_run(dataset: str, params: PipelineConfig, splits: Splits) ->
                        for recipe in reversed(params.compared())][::-1]
         for name in reversed(params.paths):
             record_path(client, dataset, name, params, summary["paths"].get(name), tags, parent)
-        drawn = record_comparison(client, dataset, parent, summary, report, params)
+        surfaces = surfaces_drawn(landscapes_dir())
+        drawn = record_comparison(client, dataset, parent, summary, report, params, surfaces)
         view = comparison_view([parent, *recipe_runs], drawn, list(params.paths), params.seeds[0], len(params.seeds),
-                               FIGURES, STATISTICS, surfaces_drawn(landscapes_dir()))
+                               FIGURES, STATISTICS, surfaces)
         link = view_link(experiment, store_view(client, experiment, view))
         client.set_tag(parent, NOTE, f"**[Open the comparison]({link})**: every recipe's boundary, accuracy "
                                      f"and path in charts; its intervals and verdict in the table.\n\n"
@@ -181,8 +182,7 @@ def path_curve(name: str, summary: list[dict], chosen: dict | None) -> list[tupl
         points.append((path_metric(name, "strength"), strength, step))
         if strength > 0:  # as on the report's log axis, a strength of 0 has no place
             points.append((path_metric(name, "log10_strength"), math.log10(strength), step))
-        points += [(path_metric(name, f"dev_accuracy_{bound}"), dev[bound], step)
-                   for bound in ("mean", "ci95_low", "ci95_high") if dev.get(bound) is not None]
+        points += interval_points(path_metric(name, "dev_accuracy"), dev, step)
         if chosen and strength == chosen["selected"]:
             points.append((path_metric(name, "chosen_on_dev"), dev["mean"], step))
     return points
@@ -196,14 +196,13 @@ def chosen_params(summary: dict) -> dict[str, str]:
     return params | {f"{name}.one_se": str(path["one_se"]["strength"]) for name, path in summary["paths"].items()}
 
 
-def record_comparison(client, dataset: str, parent: str, summary: dict, report: Path,
-                      params: PipelineConfig) -> list[str]:
+def record_comparison(client, dataset: str, parent: str, summary: dict, report: Path, params: PipelineConfig,
+                      surfaces: list[str]) -> list[str]:
     """The parent's own content: the report's files, the headline metrics (the
     chosen recipe's and the baseline's test accuracy), each recipe's
-    decision boundary (first seed) as an image keyed by recipe, the
-    weights over training (its two figures) and the penalty landscapes.
-    Returns the
-    recipes whose boundary it holds (none for data that is not a plane)."""
+    decision boundary (first seed) as an image keyed by recipe, the weights
+    over training (its two figures) and the penalty landscapes of surfaces.
+    Returns the recipes whose boundary it holds (none for data that is not a plane)."""
     drawn = []
     for recipe in params.compared():
         boundary = figures_dir(dataset, recipe, params.seeds[0]) / "decision_boundary.png"
@@ -215,7 +214,7 @@ def record_comparison(client, dataset: str, parent: str, summary: dict, report: 
     for name in REPORT_FILES:
         client.log_artifact(parent, str(report / name))
     client.log_artifacts(parent, str(report / "figures"), "figures")
-    for surface in surfaces_drawn(landscapes_dir()):  # the penalty landscapes, the same for every dataset
+    for surface in surfaces:  # the penalty landscapes, the same for every dataset
         figure = landscapes_dir() / f"{surface}.png"
         client.log_image(parent, as_image(figure), key=f"{LANDSCAPE}/{surface}", step=0)
         client.log_artifact(parent, str(figure), "landscapes")
@@ -227,7 +226,6 @@ def record_comparison(client, dataset: str, parent: str, summary: dict, report: 
     for role, recipe in (("chosen", chosen["recipe"] if chosen else None), ("baseline", baseline)):
         if recipe is not None:
             test = summary["recipes"][recipe]["test_accuracy"]
-            headline += [(f"{role}_test_accuracy_{bound}", test[bound], 0) for bound in ("mean", "ci95_low", "ci95_high")
-                         if test.get(bound) is not None]
+            headline += interval_points(f"{role}_test_accuracy", test)
     log_metrics(client, parent, headline)
     return drawn

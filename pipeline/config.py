@@ -28,7 +28,7 @@ PARAMS_FILE = Path("params.yaml")
 
 class ModelConfig(Schema):
     hidden: list[PositiveInt]
-    activation: Literal["relu", "tanh", "sigmoid", "leaky_relu"]
+    activation: Literal["relu", "tanh", "sigmoid", "leaky_relu", "linear"]  # linear: none, a deep linear network
     # he: N(0, 2/fan_in); xavier: N(0, 2/(fan_in+fan_out)); randn_sqrt_fan_in:
     # N(0, 1/fan_in) as in the course notebooks. Biases start at zero.
     init: Literal["he", "xavier", "randn_sqrt_fan_in"]
@@ -49,9 +49,35 @@ class TrainerConfig(Schema):
     accelerator: Literal["auto", "cpu", "gpu"] = "auto"
 
 
+class DropoutAtTestTimeConfig(Schema):
+    """Weight scaling against Monte Carlo dropout and the seeds' ensemble
+    (pipeline.analysis.dropout_at_test_time), for recipes with dropout."""
+
+    samples: int = Field(ge=2)  # T: masks per network and point for Monte Carlo dropout
+    # a random subset of the test split, the same for all three: Monte Carlo costs T passes per point
+    test_points: PositiveInt
+    calibration_bins: int = Field(ge=2)  # equal-width confidence bins of the expected calibration error
+
+
+class LossLandscapeConfig(Schema):
+    """Slices of the loss around each recipe's first network (pipeline.analysis.loss_slices)."""
+
+    points: NonNegativeInt  # grid points a side, odd: the trained network at the centre; 0: no slices
+    span: PositiveFloat  # the grid reaches ±span along each filter-normalized direction
+    seed: NonNegativeInt  # draws the directions: the same for every recipe
+
+    @model_validator(mode="after")
+    def _odd(self):
+        if self.points and self.points % 2 == 0:
+            raise ValueError(f"points must be odd, so the trained network is the grid's centre (got {self.points})")
+        return self
+
+
 class AnalysisConfig(Schema):
     # |w| below this counts as a zero weight in the sparsity figures
     sparsity_threshold: PositiveFloat
+    dropout_at_test_time: DropoutAtTestTimeConfig
+    loss_landscape: LossLandscapeConfig
 
 
 class ReportConfig(Schema):

@@ -138,11 +138,14 @@ VERDICTS = {"higher": "higher than baseline", "lower": "lower than baseline", "n
 def markdown(dataset: str, summary: dict[str, dict], selection: dict | None, paths: dict[str, dict],
              test_size: int, thresholds: ReportConfig, figures: list[str],
              path_figures: dict[str, str] | None = None, training_figures: list[str] = (),
-             landscape_figures: list[str] = ()) -> str:
+             landscape_figures: list[str] = (), dropout: dict[str, dict] | None = None,
+             dropout_figure: str | None = None, loss_landscape_figures: list[str] = ()) -> str:
     """The report page; figures are image paths relative to it, each shown
     under the table; path_figures, per path, its boundary at each strength;
     training_figures, the weights over training; landscape_figures, the
-    penalty landscapes."""
+    penalty landscapes; dropout, the recipes with dropout predicting three
+    ways (dropout_at_test_time.summarize()), drawn in dropout_figure;
+    loss_landscape_figures, the loss around each recipe's network."""
     seeds = max(row["seeds"] for row in summary.values())
     typical = next(iter(summary.values()))["test_accuracy"]["mean"]
     sampling = binomial_standard_error(typical, test_size)
@@ -214,6 +217,14 @@ def markdown(dataset: str, summary: dict[str, dict], selection: dict | None, pat
         "proximal`; max-norm caps each neuron's incoming norm. The curves are means over seeds with their 95% "
         "intervals.")
     lines += figure_section(
+        "Loss landscapes of the trained networks", loss_landscape_figures, "{}",
+        "The train and dev loss around each recipe's first network, along two random directions in weight space "
+        "(Li et al., 2018): each neuron's share of a direction scaled to that neuron's weights, so networks whose "
+        "weights differ in scale, as regularization makes them, compare on one scale. A slice shows the local "
+        "shape and relative flatness along those two directions: not the whole landscape, not the path training "
+        "took, and a flatter minimum does not by itself mean better generalization.")
+    lines += dropout_section(dropout or {}, dropout_figure)
+    lines += figure_section(
         "Penalty landscapes", landscape_figures, "penalty landscape: {}",
         "What the penalty does to a loss surface, on artificial surfaces of two weights: as the strength grows, L2 "
         "pulls the minimum towards the origin along a curve, every coordinate shrinking; L1 moves it until a "
@@ -231,4 +242,61 @@ def figure_section(heading: str, figures: list[str], caption: str, text: str) ->
     for figure in figures:
         name = figure.rsplit("/", 1)[-1].removesuffix(".png").replace("_", " ")
         lines += [f"![{caption.format(name)}]({figure})", ""]
+    return lines
+
+
+def decimal(estimate: dict, signed: bool = False) -> str:
+    """A number (a log-likelihood) with its interval, three decimals."""
+    form = "+.3f" if signed else ".3f"
+    if estimate["ci95_low"] is None:
+        return f"{estimate['mean']:{form}}"
+    return f"{estimate['mean']:{form}} [{estimate['ci95_low']:{form}}, {estimate['ci95_high']:{form}}]"
+
+
+def dropout_section(summary: dict[str, dict], figure: str | None) -> list[str]:
+    """Dropout at test time: per recipe with dropout, weight scaling, Monte
+    Carlo dropout, their paired difference and the seeds' ensemble."""
+    if not summary:
+        return []
+    first = next(iter(summary.values()))
+    compared = 3 * len(summary)
+    lines = [
+        "## Dropout at test time", "",
+        "A network trained with dropout can predict three ways. **Weight scaling**, as it was trained: no mask at "
+        "test time, every unit at its expected output (the networks train with inverted dropout, so nothing is "
+        "rescaled). **Monte Carlo dropout**: the mean of the predictions of T fresh masks, an ensemble of T thinned "
+        "networks sharing their weights. **The seeds' ensemble**: the mean of every seed's network, each by weight "
+        f"scaling. All three on the same {first['test_points']} random test points: accuracy, negative "
+        "log-likelihood (NLL, the mean −log probability of the true class, which punishes confident mistakes) and "
+        "expected calibration error (ECE: how far confidence is from accuracy, over confidence bins); lower is "
+        "better for both. Brackets are 95% intervals over seeds; *Monte Carlo − weight scaling* is paired seed by "
+        f"seed, its verdict adjusted (Holm) for the {compared} comparisons here. The ensemble is one model: its "
+        "interval is over resampled test points only.", "",
+        "| recipe | prediction | accuracy | NLL | ECE |",
+        "|---|---|---:|---:|---:|",
+    ]
+
+    def ensemble(estimate: dict) -> dict:
+        return {"mean": estimate["value"], "ci95_low": estimate["ci95_low"], "ci95_high": estimate["ci95_high"]}
+
+    def difference(estimate: dict, form) -> str:
+        said = {"higher": "Monte Carlo higher", "lower": "Monte Carlo lower"}.get(estimate["verdict"], "not separated")
+        return f"{form(estimate)}: {said} (Holm p {estimate['p_value_holm']:.2g})"
+
+    for recipe, row in summary.items():
+        differences = row["monte_carlo_minus_weight_scaling"]
+        lines += [
+            f"| {recipe} | weight scaling | {pct(row['weight_scaling']['accuracy'])} "
+            f"| {decimal(row['weight_scaling']['nll'])} | {pct(row['weight_scaling']['ece'])} |",
+            f"| {recipe} | Monte Carlo, T = {row['samples']} | {pct(row['monte_carlo']['accuracy'])} "
+            f"| {decimal(row['monte_carlo']['nll'])} | {pct(row['monte_carlo']['ece'])} |",
+            f"| {recipe} | Monte Carlo − weight scaling | {difference(differences['accuracy'], points)} "
+            f"| {difference(differences['nll'], lambda e: decimal(e, signed=True))} "
+            f"| {difference(differences['ece'], points)} |",
+            f"| {recipe} | ensemble of the {row['seeds']} seeds' networks | {pct(ensemble(row['seed_ensemble']['accuracy']))} "
+            f"| {decimal(ensemble(row['seed_ensemble']['nll']))} | {pct(ensemble(row['seed_ensemble']['ece']))} |",
+        ]
+    lines += [""]
+    if figure is not None:
+        lines += [f"![dropout at test time: scores against the number of masks averaged]({figure})", ""]
     return lines

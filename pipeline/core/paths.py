@@ -39,6 +39,16 @@ def metrics_path(dataset: str, recipe: str, seed: int) -> Path:
     return Path("metrics") / dataset / recipe / f"seed_{seed}.json"
 
 
+def dropout_at_test_time_path(dataset: str, recipe: str) -> Path:
+    """Recipes with dropout: weight scaling, Monte Carlo dropout and the seeds' ensemble, scored."""
+    return Path("metrics") / dataset / recipe / "dropout_at_test_time.json"
+
+
+def loss_landscape_path(dataset: str, recipe: str) -> Path:
+    """The first seed's network's train and dev loss on a grid around it (filter-normalized directions)."""
+    return Path("metrics") / dataset / recipe / "loss_landscape.json"
+
+
 def figures_dir(dataset: str, recipe: str, seed: int) -> Path:
     """The evaluate stage's figures (decision boundary, confusion matrix, ...)."""
     return Path("plots") / dataset / recipe / f"seed_{seed}"

@@ -16,9 +16,11 @@ from torch import nn
 from pipeline.config import ModelConfig
 from pipeline.engine import kernels
 from pipeline.techniques import Batch, Technique
+from pipeline.techniques.dropout import StackedDropout
 
 # torch's own sigmoid rounds by position in the tensor (see kernels); the others do not.
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": kernels.StackedSigmoid, "leaky_relu": nn.LeakyReLU}
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": kernels.StackedSigmoid, "leaky_relu": nn.LeakyReLU,
+               "linear": nn.Identity}
 
 
 def as_tensors(X, y, dtype: torch.dtype = torch.float32,
@@ -117,6 +119,14 @@ class StackedNetwork(nn.Sequential):
             return torch.cat([1 - p, p], dim=-1)
         return torch.softmax(logits, dim=-1)
 
+    def log_probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Class log-probabilities (..., classes) from logits (..., outputs), in
+        float64: a confident network's 1 - p is 0 in float32, its log is not."""
+        logits = logits.double()
+        if self.n_classes == 2:
+            return torch.cat([nn.functional.logsigmoid(-logits), nn.functional.logsigmoid(logits)], dim=-1)
+        return torch.log_softmax(logits, dim=-1)
+
     @torch.no_grad()
     def evaluated(self, x: torch.Tensor, rows: int = 8192) -> torch.Tensor:
         """Logits (K, m, ·) of x in evaluation mode, rows at a time: a test set
@@ -128,6 +138,25 @@ class StackedNetwork(nn.Sequential):
         logits = torch.cat([self(x[start:start + rows]) for start in range(0, len(x), rows)], dim=1)
         self.train(was_training)
         return logits
+
+    @torch.no_grad()
+    def sampled_logits(self, x: torch.Tensor, samples: int) -> torch.Tensor:
+        """Monte Carlo dropout: logits (samples, K, m, ·) of x, each sample with
+        fresh dropout masks, in evaluation mode otherwise (batch norm uses its
+        running statistics). Masks come from each network's own streams,
+        restarted at every call: the same call gives the same logits, whatever
+        the batch-mates."""
+        dropouts = [layer for layer in self.layers if isinstance(layer, StackedDropout)]
+        was_training = self.training
+        self.eval()
+        for layer in dropouts:
+            layer.start_sampling()
+        try:
+            return torch.stack([self(x) for _ in range(samples)])
+        finally:
+            for layer in dropouts:
+                layer.stop_sampling()
+            self.train(was_training)
 
     @torch.no_grad()
     def measure(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -1,6 +1,9 @@
 """Stage evaluate: measure every seed's network of one recipe on train, dev
 and, once, test; write metrics/<dataset>/<recipe>/seed_<seed>.json and the
-figures in plots/<dataset>/<recipe>/seed_<seed>/.
+figures in plots/<dataset>/<recipe>/seed_<seed>/; the loss around the first
+seed's network in metrics/<dataset>/<recipe>/loss_landscape.json; for a
+recipe with dropout, metrics/<dataset>/<recipe>/dropout_at_test_time.json:
+weight scaling, Monte Carlo dropout and the seeds' ensemble, scored.
 
     python -m pipeline.stages.evaluate moons l2
 """
@@ -14,10 +17,11 @@ import json
 from pipeline.config import load_params
 from pipeline.core.atomic import atomic_dir, write_json
 from pipeline.core.errors import PipelineError, cli
-from pipeline.core.paths import figures_dir, history_path, metrics_path, model_path, training_record_path
+from pipeline.core.paths import (dropout_at_test_time_path, figures_dir, history_path, loss_landscape_path,
+                                 metrics_path, model_path, training_record_path)
 from pipeline.data.splits import SPLITS, load_splits
 from pipeline.engine import checkpoint
-from pipeline.usecases.evaluation import evaluate_and_draw
+from pipeline.usecases.evaluation import dropout_at_test_time, evaluate_and_draw, loss_landscape
 
 
 def training_record(dataset: str, recipe: str, seeds) -> dict[int, dict]:
@@ -51,6 +55,12 @@ def main(argv: list[str] | None = None) -> None:
                                       [record[seed] for seed in trained.seeds], directories)
         for seed, document in zip(trained.seeds, documents):
             write_json(metrics_path(args.dataset, args.recipe, seed), document)
+        predictions = dropout_at_test_time(trained, splits, params.analysis.dropout_at_test_time)
+        if predictions is not None:
+            write_json(dropout_at_test_time_path(args.dataset, args.recipe), predictions)
+        slices = loss_landscape(trained, splits, params.analysis.loss_landscape)
+        if slices is not None:
+            write_json(loss_landscape_path(args.dataset, args.recipe), slices)
     for seed, document in zip(trained.seeds, documents):
         accuracies = ", ".join(f"{part} {document[part]['accuracy']:.3f}" for part in SPLITS if part in document)
         print(f"evaluate {args.dataset}/{args.recipe} seed {seed}: {accuracies}")

@@ -10,7 +10,8 @@ test_accuracy.json (each recipe's mean test accuracy: DVC's metrics, compact
 enough for `dvc metrics show` and `dvc exp show`), figures/ (all recipes
 side by side, first seed: decision boundaries or first-layer weights, and
 weight histograms; every seed's weights over training and the statistics
-the techniques act on, with intervals) and index.html (all of it, with
+the techniques act on, with intervals; the loss around each recipe's first
+network; dropout's three ways to predict) and index.html (all of it, with
 the penalty landscapes, in one page that opens offline).
 """
 
@@ -20,7 +21,7 @@ import argparse
 import json
 from pathlib import Path
 
-from pipeline.analysis import figures, weights_over_training
+from pipeline.analysis import dropout_at_test_time, dropout_figures, figures, loss_slice_figures, weights_over_training
 from pipeline.analysis.evaluation import predict
 from pipeline.analysis.landscapes import surfaces_drawn
 from pipeline.analysis.regularization_path import by_strength, from_csv, one_standard_error, select
@@ -29,7 +30,8 @@ from pipeline.analysis.web_page import web_page
 from pipeline.config import PipelineConfig, load_params
 from pipeline.core.atomic import atomic_dir, write_json, write_text
 from pipeline.core.errors import PipelineError, cli
-from pipeline.core.paths import landscapes_dir, metrics_path, model_path, path_table, report_dir, weights_path
+from pipeline.core.paths import (dropout_at_test_time_path, landscapes_dir, loss_landscape_path, metrics_path,
+                                 model_path, path_table, report_dir, weights_path)
 from pipeline.data.splits import Splits, load_splits
 from pipeline.engine import checkpoint
 from pipeline.techniques import TECHNIQUES
@@ -111,6 +113,44 @@ def training_figures(directory: Path, dataset: str, recipes: list[str], sparsity
     return [f"figures/{histograms}", f"figures/{curves}"], intervals
 
 
+def read_if_written(path: Path) -> dict | None:
+    """A JSON file evaluate writes for some recipes only (None where it did not)."""
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        raise PipelineError(f"{path} is corrupt: rerun the evaluate stage") from None
+
+
+def loss_landscape_figure(directory: Path, dataset: str, recipes: list[str]) -> list[str]:
+    """Every recipe's loss slices side by side (none when analysis.loss_landscape
+    has no points): the figure's path relative to the report, in a list."""
+    slices = {recipe: found for recipe in recipes
+              if (found := read_if_written(loss_landscape_path(dataset, recipe))) is not None}
+    if not slices:
+        return []
+    seed = next(iter(slices.values()))["network_seed"]
+    loss_slice_figures.loss_slice_figure(directory / f"{loss_slice_figures.FIGURE}.png", slices,
+                                         f"{dataset}: the loss around each recipe's network (seed {seed})")
+    return [f"figures/{loss_slice_figures.FIGURE}.png"]
+
+
+def dropout_figure(directory: Path, dataset: str, recipes: list[str]) -> tuple[str | None, dict[str, dict]]:
+    """The recipes with dropout, predicting by weight scaling, Monte Carlo
+    dropout and their seeds' ensemble: the figure's path relative to the
+    report (None without such recipes), and the summary per recipe."""
+    documents = {recipe: found for recipe in recipes
+                 if (found := read_if_written(dropout_at_test_time_path(dataset, recipe))) is not None}
+    if not documents:
+        return None, {}
+    summary = dropout_at_test_time.summarize(documents)
+    dropout_figures.dropout_at_test_time(directory / f"{dropout_figures.FIGURE}.png", summary,
+                                         f"{dataset}: predicting with dropout three ways (mean over seeds, 95% "
+                                         "interval; the ensemble is one model)")
+    return f"figures/{dropout_figures.FIGURE}.png", summary
+
+
 @cli
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -128,17 +168,20 @@ def main(argv: list[str] | None = None) -> None:
         figure_paths = comparison_figures(directory, dataset, splits, metrics)
         training_paths, during_training = training_figures(directory, dataset, list(metrics),
                                                            params.analysis.sparsity_threshold)
+        dropout_path, dropout = dropout_figure(directory, dataset, list(metrics))
+        slice_paths = loss_landscape_figure(directory, dataset, list(metrics))
         test_size = len(splits.y["test"])
         write_json(out / "summary.json", {"test_size": test_size, "seeds": params.seeds, "recipes": summary,
                                           "chosen_on_dev": selection, "paths": paths,
-                                          "weights_during_training": during_training})
+                                          "weights_during_training": during_training,
+                                          "dropout_at_test_time": dropout})
         write_json(out / "test_accuracy.json",
                    {recipe: round(row["test_accuracy"]["mean"], 4) for recipe, row in summary.items()})
         boundaries = {name: f"paths/{name}_boundaries.png" for name in paths
                       if (out / f"paths/{name}_boundaries.png").exists()}
         landscapes = [f"../{landscapes_dir().name}/{name}.png" for name in surfaces_drawn(landscapes_dir())]
         page = markdown(dataset, summary, selection, paths, test_size, params.report, figure_paths, boundaries,
-                        training_paths, landscapes)
+                        training_paths, landscapes, dropout, dropout_path, slice_paths)
         write_text(out / "summary.md", page)
     # after the figures' directory is in place: the page embeds them
     write_text(out / "index.html", web_page(f"{dataset}: regularization report", page, out))

@@ -1,6 +1,7 @@
 """Inverted dropout: at train time each unit is kept with probability keep_prob
-and scaled by 1/keep_prob; nothing at test time. After each hidden
-activation, and optionally on the input."""
+and scaled by 1/keep_prob; nothing at test time (weight scaling, folded into
+training). After each hidden activation, and optionally on the input. At
+test time the layers can also sample masks (Monte Carlo dropout)."""
 
 from __future__ import annotations
 
@@ -28,16 +29,30 @@ class DropoutConfig(Schema):
     fixed_seed: NonNegativeInt = 1
 
 
+Scales = Callable[[int], torch.Tensor]  # batch size m -> (K, m, units): 1/keep_prob where kept, 0 where dropped
+
+
 class StackedDropout(nn.Module):
     """Dropout for K networks, (K, m, units) -> same: each network keeps units
-    with its own probability and draws its own masks."""
+    with its own probability and draws its own masks. In evaluation mode it
+    passes h through, unless sampling (Monte Carlo dropout): then it draws
+    fresh masks from sampler()'s streams, which restart at each start_sampling()."""
 
-    def __init__(self, scales: Callable[[int], torch.Tensor]):
+    def __init__(self, scales: Scales, sampler: Callable[[], Scales]):
         super().__init__()
-        self.scales = scales  # batch size m -> (K, m, units): 1/keep_prob where kept, 0 where dropped
+        self.scales, self.sampler = scales, sampler
+        self.sampled: Scales | None = None
+
+    def start_sampling(self) -> None:
+        self.sampled = self.sampler()
+
+    def stop_sampling(self) -> None:
+        self.sampled = None
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return h * self.scales(h.shape[1]) if self.training else h
+        if self.training:
+            return h * self.scales(h.shape[1])
+        return h if self.sampled is None else h * self.sampled(h.shape[1])
 
 
 class Dropout(Technique):
@@ -78,19 +93,26 @@ class Dropout(Technique):
         if min(keep) == 1:
             return None
         keep_tensor = self.batch.per_model(keep).view(-1, 1, 1)
+
+        def sampler() -> Scales:  # Monte Carlo masks: always fresh, from streams of their own, never training's
+            return self._fresh_scales(f"monte carlo dropout {index}", units, keep_tensor)
+
         if self.mask_kind == "fixed":
-            return StackedDropout(lambda m: self._fixed_scales(m, index, keep_tensor))
-        streams = self.batch.streams(f"dropout {index}")  # per layer: masks of one layer never shift another's
-        dtype, inverse = self.batch.dtype, 1 / keep_tensor
+            return StackedDropout(lambda m: self._fixed_scales(m, index, keep_tensor), sampler)
+        # per layer: masks of one layer never shift another's
+        return StackedDropout(self._fresh_scales(f"dropout {index}", units, keep_tensor), sampler)
+
+    def _fresh_scales(self, purpose: str, units: int, keep: torch.Tensor) -> Scales:
+        streams, dtype, inverse = self.batch.streams(purpose), self.batch.dtype, 1 / keep
 
         def fresh_scales(m: int) -> torch.Tensor:
             # a unit is kept when its uniform u >= 1 - keep_prob, i.e. floor(u + keep_prob) = 1:
             # probability keep_prob, in two arithmetic passes (comparisons with
             # a per-network threshold run several times slower in torch)
             uniforms = streams.draw(lambda g: torch.rand(m, units, generator=g, dtype=dtype))
-            return uniforms.add_(keep_tensor).floor_().mul_(inverse)
+            return uniforms.add_(keep).floor_().mul_(inverse)
 
-        return StackedDropout(fresh_scales)
+        return fresh_scales
 
     def _fixed_scales(self, m: int, index: int, keep: torch.Tensor) -> torch.Tensor:
         """The course notebook reseeds numpy with fixed_seed before every forward

@@ -126,22 +126,45 @@ def estimates(row: dict) -> list[tuple[str, float, int]]:
     return points
 
 
-def log_recipe(client, run_id: str, row: dict, during_training: dict[str, list[dict]], image: Path | None = None
-               ) -> None:
+def log_recipe(client, run_id: str, row: dict, during_training: dict[str, list[dict]], image: Path | None = None,
+               dropout: dict | None = None) -> None:
     """A recipe's run: its evidence over seeds (intervals, the paired
     difference to the baseline, raw and Holm-adjusted p-values, the verdict
     as `separated` 1 or 0 and the tag `verdict`), its weight statistics'
-    intervals over training (per statistic, a point per recorded step), and
-    its first seed's decision boundary at step 0, for the chart view."""
+    intervals over training (per statistic, a point per recorded step), its
+    first seed's decision boundary at step 0, for the chart view; and with
+    dropout, its three ways to predict."""
     points = estimates(row)
     points += [point for name, curve in during_training.items() for estimate in curve
                for point in interval_points(f"curve/{name}", estimate, estimate["step"])]
+    points += dropout_points(dropout) if dropout else []
     if "verdict" in row:
         points.append(("separated", float(row["verdict"] != "not separated"), 0))
         client.set_tag(run_id, "verdict", row["verdict"])
     log_metrics(client, run_id, points)
     if image is not None:
         client.log_image(run_id, as_image(image), key="decision_boundary", step=0)
+
+
+def dropout_points(summary: dict) -> list[tuple[str, float, int]]:
+    """A dropout recipe's predictions (dropout_at_test_time.summarize()'s row)
+    as dropout/<prediction>_<metric> metrics: weight scaling's and Monte
+    Carlo's intervals, Monte Carlo's at step T for each T scored (a history:
+    the chart of its convergence), the paired difference with its adjusted
+    p-value, and the seeds' ensemble."""
+    points = []
+    for metric, estimate in summary["weight_scaling"].items():
+        points += interval_points(f"dropout/weight_scaling_{metric}", estimate)
+    by_samples = summary["monte_carlo_by_samples"]
+    for metric in summary["monte_carlo"]:
+        for count, estimate in zip(by_samples["samples"], by_samples[metric]):
+            points += interval_points(f"dropout/monte_carlo_{metric}", estimate, count)
+    for metric, difference in summary["monte_carlo_minus_weight_scaling"].items():
+        points += interval_points(f"dropout/monte_carlo_minus_weight_scaling_{metric}", difference)
+        points.append((f"dropout/monte_carlo_minus_weight_scaling_{metric}_p_value_holm", difference["p_value_holm"], 0))
+    for metric, estimate in summary["seed_ensemble"].items():
+        points += interval_points(f"dropout/seed_ensemble_{metric}", {"mean": estimate["value"]} | estimate)
+    return points
 
 
 def log_path_strength(client, run_id: str, row: dict, statistic: str) -> None:

@@ -74,12 +74,16 @@ def section(uuid: str, name: str) -> dict:
 
 def comparison_view(run_ids: list[str], recipes: list[str], paths: list[str], seed: int, seeds: int,
                     weight_figures: tuple[str, ...] = (), weight_statistics: tuple[str, ...] = (),
-                    landscapes: list[str] = ()) -> dict:
+                    landscapes: list[str] = (), loss_landscapes: str | None = None,
+                    dropout: str | None = None) -> dict:
     """The view of one pipeline run: run_ids are the pipeline run's and its
     recipe runs'; recipes in the order the charts show them (baseline first);
     weight_figures, the pipeline run's image keys of the weights over
     training; weight_statistics, the recipe runs' `curve/<statistic>_mean`;
-    landscapes, the surfaces of the pipeline run's LANDSCAPE images."""
+    landscapes, the surfaces of the pipeline run's LANDSCAPE images;
+    loss_landscapes and dropout, its image keys of the trained networks'
+    loss slices and of dropout's ways to predict (with it, the dropout
+    recipes' Monte Carlo scores against T)."""
     charts = [card(f"boundary-{recipe}", "boundaries", "IMAGE", imageKeys=[f"{BOUNDARY}/{recipe}"], step=0,
                    showRunParams=False, displayName=f"{recipe}: decision boundary (seed {seed})")
               for recipe in recipes]
@@ -107,6 +111,20 @@ def comparison_view(run_ids: list[str], recipes: list[str], paths: list[str], se
     charts += [card(f"landscape-{surface}", "landscapes", "IMAGE", imageKeys=[f"{LANDSCAPE}/{surface}"], step=0,
                     showRunParams=False, displayName=f"{surface} with an L2 or L1 penalty")
                for surface in landscapes]
+    if loss_landscapes:
+        charts.append(card("loss-landscapes", "loss-landscapes", "IMAGE", imageKeys=[loss_landscapes], step=0,
+                           showRunParams=False, displayName="the loss around each recipe's network"))
+    if dropout:
+        charts.append(card("dropout", "dropout", "IMAGE", imageKeys=[dropout], step=0, showRunParams=False,
+                           displayName="predicting with dropout: weight scaling, Monte Carlo, the seeds' ensemble"))
+        charts += [card(f"dropout-{metric}", "dropout", "LINE", metricKey=f"dropout/monte_carlo_{metric}_mean",
+                        selectedMetricKeys=[f"dropout/monte_carlo_{metric}_mean"], xAxisKey="step",
+                        selectedXAxisMetricKey="", xAxisScaleType="log", scaleType="linear", useGlobalXaxisKey=False,
+                        displayPoints=True, lineSmoothness=0, useGlobalLineSmoothing=False,
+                        displayName=f"Monte Carlo dropout's {metric} against T, the masks averaged (step), mean "
+                                    f"over {seeds} seeds, a line per dropout recipe (weight scaling: "
+                                    f"dropout/weight_scaling_{metric}_mean)")
+                   for metric in ("nll", "ece")]
     quoted = ", ".join(f"'{run_id}'" for run_id in run_ids)
     return {
         # what the runs page searches (its URL parameters)
@@ -123,6 +141,8 @@ def comparison_view(run_ids: list[str], recipes: list[str], paths: list[str], se
                                section("accuracy", "Test accuracy over seeds"),
                                section("paths", "Regularization paths"),
                                section("weights", "Weights during training"),
+                               section("loss-landscapes", "Loss landscapes of the trained networks"),
+                               section("dropout", "Dropout at test time"),
                                section("landscapes", "Penalty landscapes")],
         "isAccordionReordered": True, "viewMaximized": False, "runListHidden": False, "groupBy": None,
         "groupsExpanded": {}, "useGroupedValuesInCharts": True, "hideEmptyCharts": True,

@@ -23,7 +23,9 @@ from urllib.parse import quote
 
 import torch
 
+from pipeline.analysis.dropout_figures import FIGURE as DROPOUT_FIGURE
 from pipeline.analysis.landscapes import surfaces_drawn
+from pipeline.analysis.loss_slice_figures import FIGURE as LOSS_LANDSCAPES_FIGURE
 from pipeline.analysis.regularization_path import by_strength, from_csv
 from pipeline.analysis.weights import STATISTICS, statistics_during_training
 from pipeline.analysis.weights_over_training import FIGURES
@@ -62,6 +64,22 @@ def artifact_links(page: str, run_id: str) -> str:
     return re.sub(r"\]\((?:\.\./)?((?:figures|paths|landscapes)/[^)\s]+)\)", served, page)
 
 
+def description(head: str, page: str, run_id: str) -> str:
+    """head then the report page, as much of it as MLflow keeps in a
+    description (a tag: it cuts longer ones mid-word): whole sections, and a
+    link to the full page (the run's summary.md) for the sections left out."""
+    from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
+
+    rest = (f"\n\n*The rest of the report: [summary.md](get-artifact?path=summary.md&run_uuid={run_id}), and "
+            "its figures under Artifacts.*")
+    if len(head) + len(page) <= MAX_TAG_VAL_LENGTH:
+        return head + page
+    sections = re.split(r"(?=\n## )", page)
+    while len(sections) > 1 and len(head) + sum(map(len, sections)) + len(rest) > MAX_TAG_VAL_LENGTH:
+        sections.pop()
+    return head + "".join(sections) + rest
+
+
 def record_pipeline_run(dataset: str, params: PipelineConfig, splits: Splits) -> str:
     """Write the dataset's pipeline run into the tracking store; returns the
     address of its view in the MLflow UI."""
@@ -82,26 +100,30 @@ def record_pipeline_run(dataset: str, params: PipelineConfig, splits: Splits) ->
         data = training_input(dataset, splits)
         # last to first: MLflow lists the newest first, so the UI lists them baseline first
         recipe_runs = [record_recipe(client, dataset, recipe, params, summary["recipes"][recipe],
-                                     summary["weights_during_training"][recipe], tags, parent, example, data)
+                                     summary["weights_during_training"][recipe],
+                                     summary["dropout_at_test_time"].get(recipe), tags, parent, example, data)
                        for recipe in reversed(params.compared())][::-1]
         for name in reversed(params.paths):
             record_path(client, dataset, name, params, summary["paths"].get(name), tags, parent)
         surfaces = surfaces_drawn(landscapes_dir())
-        drawn = record_comparison(client, dataset, parent, summary, report, params, surfaces)
+        drawn, images = record_comparison(client, dataset, parent, summary, report, params, surfaces)
         view = comparison_view([parent, *recipe_runs], drawn, list(params.paths), params.seeds[0], len(params.seeds),
-                               FIGURES, STATISTICS, surfaces)
+                               FIGURES, STATISTICS, surfaces,
+                               LOSS_LANDSCAPES_FIGURE if LOSS_LANDSCAPES_FIGURE in images else None,
+                               DROPOUT_FIGURE if DROPOUT_FIGURE in images else None)
         link = view_link(experiment, store_view(client, experiment, view))
-        client.set_tag(parent, NOTE, f"**[Open the comparison]({link})**: every recipe's boundary, accuracy "
-                                     f"and path in charts; its intervals and verdict in the table.\n\n"
-                                     + artifact_links(page, parent))
+        client.set_tag(parent, NOTE, description(
+            f"**[Open the comparison]({link})**: every recipe's boundary, accuracy and path in charts; its "
+            f"intervals and verdict in the table.\n\n", artifact_links(page, parent), parent))
     return f"{ui_address(tracking_uri())}/{link}"
 
 
 def record_recipe(client, dataset: str, recipe: str, params: PipelineConfig, row: dict, weight_curves: dict,
-                  tags: dict, parent: str, example: torch.Tensor, data) -> str:
-    """A recipe's run with its evidence over seeds (row, and weight_curves: its
-    weight statistics' intervals over training), and under it one run per
-    seed with its network; returns the recipe run's id."""
+                  dropout: dict | None, tags: dict, parent: str, example: torch.Tensor, data) -> str:
+    """A recipe's run with its evidence over seeds (row; weight_curves, its
+    weight statistics' intervals over training; dropout, its ways to predict
+    when it has dropout), and under it one run per seed with its network;
+    returns the recipe run's id."""
     regularization = params.suite[recipe].model_dump(mode="json", exclude_none=True)
     trained = checkpoint.load(model_path(dataset, recipe))
     curves = checkpoint.load_curves(history_path(dataset, recipe))
@@ -127,7 +149,7 @@ def record_recipe(client, dataset: str, recipe: str, params: PipelineConfig, row
                                    Probabilities(trained.single(k)))
             log_network(client, run_id, record, example.to(trained.net.dtype), data)
         boundary = figures_dir(dataset, recipe, seeds[0]) / "decision_boundary.png"
-        log_recipe(client, recipe_run, row, weight_curves, boundary if boundary.exists() else None)
+        log_recipe(client, recipe_run, row, weight_curves, boundary if boundary.exists() else None, dropout)
     return recipe_run
 
 
@@ -197,12 +219,14 @@ def chosen_params(summary: dict) -> dict[str, str]:
 
 
 def record_comparison(client, dataset: str, parent: str, summary: dict, report: Path, params: PipelineConfig,
-                      surfaces: list[str]) -> list[str]:
+                      surfaces: list[str]) -> tuple[list[str], list[str]]:
     """The parent's own content: the report's files, the headline metrics (the
     chosen recipe's and the baseline's test accuracy), each recipe's
     decision boundary (first seed) as an image keyed by recipe, the weights
-    over training (its two figures) and the penalty landscapes of surfaces.
-    Returns the recipes whose boundary it holds (none for data that is not a plane)."""
+    over training (its two figures), the loss around each recipe's network,
+    dropout's ways to predict and the penalty landscapes of surfaces.
+    Returns the recipes whose boundary it holds (none for data that is not a
+    plane), and the image keys of the loss slices and dropout figures it holds."""
     drawn = []
     for recipe in params.compared():
         boundary = figures_dir(dataset, recipe, params.seeds[0]) / "decision_boundary.png"
@@ -211,6 +235,11 @@ def record_comparison(client, dataset: str, parent: str, summary: dict, report: 
             drawn.append(recipe)
     for key in FIGURES:  # every recipe's weights over training
         client.log_image(parent, as_image(report / "figures" / f"{key}.png"), key=key, step=0)
+    images = []
+    for key in (LOSS_LANDSCAPES_FIGURE, DROPOUT_FIGURE):  # where the analysis made them
+        if (figure := report / "figures" / f"{key}.png").exists():
+            client.log_image(parent, as_image(figure), key=key, step=0)
+            images.append(key)
     for name in REPORT_FILES:
         client.log_artifact(parent, str(report / name))
     client.log_artifacts(parent, str(report / "figures"), "figures")
@@ -228,4 +257,4 @@ def record_comparison(client, dataset: str, parent: str, summary: dict, report: 
             test = summary["recipes"][recipe]["test_accuracy"]
             headline += interval_points(f"{role}_test_accuracy", test)
     log_metrics(client, parent, headline)
-    return drawn
+    return drawn, images

@@ -4,8 +4,8 @@ datasets, [32, 32], Adam, full batch, 1 000 steps), in float32 and float64,
 and at a path's scale of hundreds of networks.
 
 Seed 3 trained alone, beside seed 1, and among seeds 0 to 4 ends with the
-same weights, buffers, learning curves, stopping step, figures and test
-metrics, bit for bit. (tests/engine/test_kernels.py proves the same of every
+same weights, buffers, learning curves, stopping step, figures, test
+metrics and Monte Carlo dropout predictions, bit for bit. (tests/engine/test_kernels.py proves the same of every
 op, which is why this holds; tests/engine/test_batched.py of every technique's
 variants at a smaller scale.)
 """
@@ -24,6 +24,7 @@ from pipeline.config import load_params
 from pipeline.data.raw import check
 from pipeline.data.splits import Splits, split
 from pipeline.engine.fit import Member, fit
+from pipeline.engine.network import as_tensors
 
 PARAMS = load_params(ROOT / "params.yaml")
 SEED = 3
@@ -43,14 +44,18 @@ def outcomes(members: list[Member], ks: list[int], dataset: str, precision: str)
     splits = splits_of(dataset)
     result = fit(members, PARAMS.model, trainer, splits)
     documents, _ = evaluate(result.net, splits, PARAMS.analysis.sparsity_threshold)
+    # fresh masks at test time (dropout recipes; the others' passes are all alike)
+    sampled = result.net.sampled_logits(as_tensors(splits.X["test"][:1000], splits.y["test"][:1000],
+                                                      result.net.dtype)[0], 3)
     return [{"state": {name: value[k].clone() for name, value in result.net.state_dict().items()},
              "curves": result.curves[k], "steps": result.steps[k], "figures": result.figures[k],
-             "metrics": documents[k]} for k in ks]
+             "metrics": documents[k], "monte_carlo": sampled[:, k]} for k in ks]
 
 
 def assert_identical(first: dict, second: dict, what: str) -> None:
     differing = [name for name in first["state"] if not torch.equal(first["state"][name], second["state"][name])]
     assert not differing, f"{what}: {differing} differ"
+    assert torch.equal(first["monte_carlo"], second["monte_carlo"]), f"{what}: Monte Carlo dropout differs"
     for key in ("curves", "steps", "figures", "metrics"):
         assert first[key] == second[key], f"{what}: {key} differ"
 

@@ -89,16 +89,25 @@ def test_report_gives_intervals_paired_differences_and_the_path(built_project):
     assert l2["p_value"] <= l2["p_value_holm"] <= 1 and 0 <= l2["beats_baseline"]["mean"] <= 1
     report_figures = built_project / "reports/moons/figures"
     assert sorted(p.name for p in report_figures.iterdir()) == [
-        "decision_boundaries.png", "weight_histograms.png", "weight_statistics_during_training.png",
-        "weights_during_training.png"]
+        "decision_boundaries.png", "loss_landscapes.png", "weight_histograms.png",
+        "weight_statistics_during_training.png", "weights_during_training.png"]  # no dropout recipe: no dropout figure
+    assert "## Loss landscapes of the trained networks" in summary and "## Dropout at test time" not in summary
+    for recipe in RECIPES:  # the slice around seed 0's network: 41 x 41 train and dev losses, its own at the centre
+        slices = json.loads((built_project / f"metrics/moons/{recipe}/loss_landscape.json").read_text())
+        centre = json.loads((built_project / f"metrics/moons/{recipe}/seed_0.json").read_text())
+        assert np.shape(slices["train"]["loss"]) == np.shape(slices["dev"]["accuracy"]) == (41, 41)
+        assert slices["network_seed"] == 0 and slices["alphas"][20] == 0
+        assert slices["dev"]["accuracy"][20][20] == centre["dev"]["accuracy"]
+        assert slices["train"]["loss"][20][20] == centre["train"]["loss"]  # the same network, bit for bit
     assert all(png.read_bytes()[:4] == b"\x89PNG" for png in report_figures.iterdir())
     assert "![decision boundaries (first seed)](figures/decision_boundaries.png)" in summary
     assert "![weight histograms (first seed)](figures/weight_histograms.png)" in summary
     page = (built_project / "reports/moons/index.html").read_text()
     assert "## Weights over training" in summary
     assert "![weights during training](figures/weights_during_training.png)" in summary
-    # two comparisons, the weights over training (two), the l2 path and its boundaries, the landscape
-    assert "<table>" in page and page.count('src="data:image/png;base64,') == 7  # and the landscape
+    # two comparisons, the weights over training (two), the loss landscapes, the l2 path and its boundaries,
+    # the penalty landscape
+    assert "<table>" in page and page.count('src="data:image/png;base64,') == 8
     assert "![penalty landscape: bowl](../landscapes/bowl.png)" in summary
     landscapes = json.loads((built_project / "reports/landscapes/landscapes.json").read_text())
     at_one = landscapes["bowl"]["l2"][1]

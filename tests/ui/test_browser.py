@@ -12,6 +12,7 @@ screenshots in docs/ui/; otherwise they go to a temporary folder.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import urllib.request
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Iterator
 from urllib.parse import quote, urljoin
 
+import numpy as np
 import pytest
 from conftest import ROOT, in_project, make_project, mlflow_client, mlflow_server, run
 from playwright.sync_api import Page, expect, sync_playwright
@@ -216,11 +218,12 @@ def test_the_printed_link_shows_every_recipes_boundary_next_to_the_baselines(pag
         assert f"run_uuid={store['parent']}" in image.get_attribute("src")
         assert decoded_width(image) > 100 and distinct_colours(image) > 50, recipe
     for title in ("test_accuracy_mean", "test_accuracy_vs_baseline_mean", "path/l2/dev_accuracy_mean",
-                  "curve/squared_weight_sum_mean"):
+                  "curve/squared_weight_sum_mean", "dropout/monte_carlo_nll_mean"):
         card = cards.filter(has=page.get_by_role("heading").filter(has_text=title)).first
         card.scroll_into_view_if_needed()
         expect(card.locator(".js-plotly-plot")).to_be_visible()  # a chart was drawn
-    for key in [*FIGURES, f"{LANDSCAPE}/bowl"]:  # the weights over training, every recipe's; the landscape
+    # the weights over training, every recipe's; the loss slices; dropout's three ways; the landscape
+    for key in [*FIGURES, "loss_landscapes", "dropout_at_test_time", f"{LANDSCAPE}/bowl"]:
         image = cards.locator(image_of(key)).first
         image.scroll_into_view_if_needed()
         assert decoded_width(image) > 100 and distinct_colours(image) > 50, key
@@ -272,6 +275,36 @@ def test_every_link_in_every_description_answers(mlflow_ui: str, store: dict):
             assert VIEW_TAG + key.group(1) in tags, link
         with urllib.request.urlopen(urljoin(f"{mlflow_ui}/", link), timeout=30) as response:
             assert response.status == 200 and response.read(), link
+
+
+def test_the_dropout_recipe_predicts_three_ways_in_files_report_and_mlflow(built_project: Path, store: dict):
+    """The dropout recipe's weight scaling, Monte Carlo dropout (scored at T =
+    1, 2, 5, ... 50) and seed ensemble: evaluate's file, the report's section
+    and figure, and the same numbers in its MLflow run; no recipe without
+    dropout has any."""
+    document = json.loads((built_project / "metrics/moons/dropout/dropout_at_test_time.json").read_text())
+    assert document["samples"] == 50 and document["test_points"] == 30  # every test point: fewer than 2 000
+    assert document["monte_carlo"]["samples"] == [1, 2, 5, 10, 20, 50] and document["seeds"] == [0, 1]
+    suite = in_project(built_project, load_params).suite
+    with_dropout = [name for name in store["recipes"] if suite[name].dropout is not None]
+    assert len(with_dropout) >= 2 and "baseline" not in with_dropout
+    files = sorted(path.parent.name for path in (built_project / "metrics/moons").glob("*/dropout_at_test_time.json"))
+    assert files == sorted(with_dropout)
+    summary = json.loads((built_project / "reports/moons/summary.json").read_text())["dropout_at_test_time"]
+    assert sorted(summary) == sorted(with_dropout)
+    assert summary["dropout"]["weight_scaling"]["accuracy"]["mean"] == pytest.approx(
+        np.mean(document["weight_scaling"]["accuracy"]))
+    page = (built_project / "reports/moons/summary.md").read_text()
+    assert "## Dropout at test time" in page and "| dropout | Monte Carlo, T = 50 |" in page
+    assert "(figures/dropout_at_test_time.png)" in page
+    client, run = store["client"], store["runs"]["dropout"]
+    history = client.get_metric_history(run, "dropout/monte_carlo_nll_mean")
+    assert [m.step for m in sorted(history, key=lambda m: m.step)] == [1, 2, 5, 10, 20, 50]
+    assert max(history, key=lambda m: m.step).value == pytest.approx(summary["dropout"]["monte_carlo"]["nll"]["mean"])
+    metrics = client.get_run(store["runs"]["baseline"]).data.metrics
+    assert not [name for name in metrics if name.startswith("dropout/")]
+    images = {a.path for a in client.list_artifacts(store["parent"], "images")}
+    assert any("dropout_at_test_time" in path for path in images), images
 
 
 def test_run_page_shows_its_decision_boundary(page: Page, printed_link: str, store: dict, screenshots: Path):

@@ -108,9 +108,6 @@ def comparison_view(run_ids: list[str], recipes: list[str], paths: list[str], se
                     displayName=f"{name} during training, mean over {seeds} seeds, a line per recipe "
                                 f"(intervals: the recipe run's curve/{name}_ci95_low and _high)")
                for name in weight_statistics]
-    charts += [card(f"landscape-{surface}", "landscapes", "IMAGE", imageKeys=[f"{LANDSCAPE}/{surface}"], step=0,
-                    showRunParams=False, displayName=f"{surface} with an L2 or L1 penalty")
-               for surface in landscapes]
     if loss_landscapes:
         charts.append(card("loss-landscapes", "loss-landscapes", "IMAGE", imageKeys=[loss_landscapes], step=0,
                            showRunParams=False, displayName="the loss around each recipe's network"))
@@ -125,6 +122,9 @@ def comparison_view(run_ids: list[str], recipes: list[str], paths: list[str], se
                                     f"over {seeds} seeds, a line per dropout recipe (weight scaling: "
                                     f"dropout/weight_scaling_{metric}_mean)")
                    for metric in ("nll", "ece")]
+    charts += [card(f"landscape-{surface}", "landscapes", "IMAGE", imageKeys=[f"{LANDSCAPE}/{surface}"], step=0,
+                    showRunParams=False, displayName=f"{surface} with an L2 or L1 penalty")
+               for surface in landscapes]
     quoted = ", ".join(f"'{run_id}'" for run_id in run_ids)
     return {
         # what the runs page searches (its URL parameters)

@@ -26,9 +26,12 @@ def data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def web_page(title: str, summary_markdown: str, base: Path) -> str:
+def web_page(title: str, summary_markdown: str, base: Path, explore: str = "") -> str:
     """summary_markdown as a standalone page; images it shows (![..](x.png))
-    and PNGs it links to ([..](x.png)) are read from base and embedded."""
+    and PNGs it links to ([..](x.png)) are read from base and embedded.
+    explore: the interactive section (pipeline.analysis.interactive), after the
+    summary, under its own heading: the page only, since DVC and MLflow show
+    the markdown as it is."""
     import markdown
 
     body = markdown.markdown(summary_markdown, extensions=["tables"])
@@ -38,5 +41,7 @@ def web_page(title: str, summary_markdown: str, base: Path) -> str:
     body = re.sub(r'<a href="([^"]+\.png)">', lambda m: f'<a href="#{m[1]}">', body)
     figures = "".join(f'<figure id="{html.escape(name)}"><figcaption>{html.escape(name)}</figcaption>'
                       f'<img alt="{html.escape(name)}" src="{data_uri(base / name)}" /></figure>' for name in linked)
+    if explore:
+        explore = f'<h2 id="explore-heading">Explore: step by step, strength by strength</h2>\n{explore}'
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            f"<style>{STYLE}</style></head>\n<body>\n{body}\n{figures}\n</body></html>\n")
+            f"<style>{STYLE}</style></head>\n<body>\n{body}\n{explore}{figures}\n</body></html>\n")

@@ -63,6 +63,13 @@ def paths_dir(dataset: str) -> Path:
     return report_dir(dataset) / "paths"
 
 
+def strength_views_dir(dataset: str) -> Path:
+    """The path stage's views for the report page's sliders: <path>.npz, per strength the first seed's
+    weights and boundary image. Not in paths_dir, whose every file `dvc plots show` tries to draw; beside
+    the recipes' models, which the report already depends on."""
+    return Path("models") / dataset / "paths_by_strength"
+
+
 def path_table(dataset: str, path: str) -> Path:
     return paths_dir(dataset) / f"{path}.csv"
 

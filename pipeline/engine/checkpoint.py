@@ -34,6 +34,12 @@ class Trained:
         """Network k alone, as a stack of one (for MLflow's logged model and figures)."""
         return self.subset([k])
 
+    def with_state(self, state: dict[str, torch.Tensor]) -> StackedNetwork:
+        """The same K networks with another state loaded (one the engine recorded during training)."""
+        net, _ = make_network(self.batch, self.net.n_classes, self.model, self.recipes)
+        net.load_state_dict(state)
+        return net.eval()
+
     def subset(self, members: list[int]) -> StackedNetwork:
         """Those networks, stacked in that order. Their recipes must shape the
         same layers as the whole batch's (a batch has a dropout layer if any

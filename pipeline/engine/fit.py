@@ -15,7 +15,7 @@ from pipeline.config import ModelConfig, TrainerConfig
 from pipeline.core.errors import PipelineError
 from pipeline.data.splits import Splits
 from pipeline.engine.module import BatchTraining
-from pipeline.engine.network import StackedNetwork, as_tensors, make_network
+from pipeline.engine.network import StackedLinear, StackedNetwork, as_tensors, make_network
 from pipeline.engine.progress import StepLines, StepProgressBar
 from pipeline.techniques import Batch, RecipeConfig
 
@@ -45,7 +45,8 @@ class FitResult:
     steps: list[int]  # per network: where it stopped (max_steps unless a rule stopped it)
     curves: list[list[dict[str, float]]]  # per network: its evaluations, step 0 first
     figures: list[dict[str, float]]  # per network: initial_cost and its techniques' figures
-    weights: dict[int, list[torch.Tensor]]  # at each step asked for: every weight matrix, (K, in, out), on the CPU
+    states: dict[int, dict[str, torch.Tensor]]  # at each step asked for: net.state_dict() then, on the CPU
+    weights: dict[int, list[torch.Tensor]]  # the same steps: every weight matrix, (K, in, out), from states
 
 
 def dtype_of(trainer: TrainerConfig) -> torch.dtype:
@@ -65,7 +66,7 @@ def fit(members: list[Member], model: ModelConfig, trainer: TrainerConfig, split
     member, data and config, not on the others, and is the same bit for bit
     on the same machine. progress shows the steps done on stdout: "bar" (a
     terminal), "lines" (a log), None (DVC stages). weight_steps: the steps at
-    which every network's weights are recorded (0 is before the first). The
+    which every network's state is recorded (0 is before the first). The
     networks train on trainer.accelerator's device and come back on the CPU."""
     check_accelerator(trainer)
     dtype = dtype_of(trainer)
@@ -117,6 +118,9 @@ def fit(members: list[Member], model: ModelConfig, trainer: TrainerConfig, split
     figures = [{"initial_cost": module.initial_cost[k].item()} | {key: value for per_technique in technique_figures
                                                                    for key, value in per_technique[k].items()}
                for k in range(batch.k)]
+    states = {step: {name: tensor.cpu() for name, tensor in state.items()}
+              for step, state in sorted(module.states.items())}
+    matrices = [name for name, layer in net.named_children() if isinstance(layer, StackedLinear)]
     return FitResult(net, replace(batch, device=torch.device("cpu")), [int(s) for s in module.stopped_step],
-                     module.curves(), figures,
-                     {step: [w.cpu() for w in matrices] for step, matrices in sorted(module.weights.items())})
+                     module.curves(), figures, states,
+                     {step: [state[f"{name}.weight"] for name in matrices] for step, state in states.items()})

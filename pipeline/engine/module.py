@@ -55,7 +55,7 @@ class BatchTraining(pl.LightningModule):
         self.initial_cost: torch.Tensor | None = None
         self.history: list[tuple[int, dict[str, torch.Tensor]]] = []
         self.weight_steps = weight_steps
-        self.weights: dict[int, list[torch.Tensor]] = {}  # step -> every weight matrix (K, in, out), then
+        self.states: dict[int, dict[str, torch.Tensor]] = {}  # step -> every network's state: net.state_dict()
         self.ones = torch.ones(batch.k, dtype=batch.dtype, device=batch.device)
         self.trainable = list(net.parameters())
         # decoupled weight decay: (parameter, per-network coefficient shaped to broadcast over it)
@@ -107,7 +107,7 @@ class BatchTraining(pl.LightningModule):
             self.step(optimizer)
             self.steps += 1
             if self.steps in self.weight_steps:
-                self.record_weights()
+                self.record_state()
         raise_pending()  # a Ctrl-C or SIGTERM whose exception the garbage collector swallowed
 
     def step(self, optimizer: torch.optim.Optimizer) -> torch.Tensor:
@@ -140,9 +140,10 @@ class BatchTraining(pl.LightningModule):
         return loss.detach()
 
     @torch.no_grad()
-    def record_weights(self) -> None:
-        """Every network's weight matrices now: a copy of each stacked matrix, no loop over networks."""
-        self.weights[self.steps] = [layer.weight.detach().clone() for layer in self.net.linear_layers()]
+    def record_state(self) -> None:
+        """Every network's whole state now (weights, biases, batch-norm statistics), enough to rebuild it
+        later: a copy of each stacked tensor, no loop over networks."""
+        self.states[self.steps] = {name: tensor.detach().clone() for name, tensor in self.net.state_dict().items()}
 
     @torch.no_grad()
     def _hold_frozen(self) -> None:
@@ -172,7 +173,7 @@ class BatchTraining(pl.LightningModule):
         check_strengths(self.net, self.techniques, metrics["train_loss"], self.config.lr, self.labels)
         self.history.append((0, metrics))
         if 0 in self.weight_steps:
-            self.record_weights()
+            self.record_state()
 
     def validation_step(self, batch, batch_idx):
         metrics = self.measure()

@@ -11,7 +11,10 @@ strength, with seed intervals and the strengths chosen on dev marked: the
 best, and the most regularized within one standard error of it; the
 statistic a line per recorded step) and, for points in the plane,
 <path>_boundaries.png (the first seed's decision boundary at every
-strength, the one chosen on dev named).
+strength, the one chosen on dev named); and
+models/<dataset>/paths_by_strength/<path>.npz (per strength, the first
+seed's weights and, in the plane, its boundary image: the report page's
+strength slider).
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ from pathlib import Path
 from pipeline.analysis import figures
 from pipeline.analysis.evaluation import evaluate, predict
 from pipeline.analysis.regularization_path import by_strength, one_standard_error, rows, select, to_csv
+from pipeline.analysis.strength_views import save_views, strength_views
 from pipeline.analysis.weights import statistics_during_training
 from pipeline.config import PipelineConfig, load_params
 from pipeline.core.atomic import atomic_dir, write_text
 from pipeline.core.errors import cli
-from pipeline.core.paths import paths_dir
+from pipeline.core.paths import paths_dir, strength_views_dir
 from pipeline.data.splits import Splits, load_splits
 from pipeline.engine.checkpoint import Trained
 from pipeline.engine.fit import Member
@@ -34,14 +38,15 @@ from pipeline.techniques import TECHNIQUES
 from pipeline.usecases.training import train
 
 
-def run_path(name: str, params: PipelineConfig, splits: Splits, directory: Path, dataset: str) -> str:
-    """Train, evaluate and record one path into directory; a line saying what dev chose."""
+def run_path(name: str, params: PipelineConfig, splits: Splits, directory: Path, views: Path, dataset: str) -> str:
+    """Train, evaluate and record one path into directory (and its slider's views
+    into views); a line saying what dev chose."""
     path = params.path(name)
     technique = TECHNIQUES[path.sweep]
     swept = f"{path.sweep}.{technique.sweeps}"
     members = [Member(seed, path.recipe_at(value), label=f"{swept} {value:g}, seed {seed}")
                for value in path.values for seed in params.seeds]
-    training = train(members, params.model, params.trainer, splits, snapshots=0)
+    training = train(members, params.model, params.trainer, splits, boundaries=False)
     trained, threshold = training.trained, params.analysis.sparsity_threshold
     documents, _ = evaluate(trained.net, splits, threshold)
     table = rows(path.values, params.seeds, documents, technique.statistic,
@@ -53,9 +58,10 @@ def run_path(name: str, params: PipelineConfig, splits: Splits, directory: Path,
     write_text(directory / f"{name}.csv", to_csv(table))
     figures.regularization_path(directory / f"{name}.png", summary, f"{dataset}: {name} path", swept,
                                 technique.statistic, selected, one_se)
+    firsts = first_seeds(path.values, params.seeds, swept, selected)
+    save_views(views / f"{name}.npz", strength_views(trained, path.values, list(firsts.values()), splits))
     if splits.n_features == 2:
-        draw_boundaries(directory / f"{name}_boundaries.png", trained, documents,
-                        first_seeds(path.values, params.seeds, swept, selected), splits,
+        draw_boundaries(directory / f"{name}_boundaries.png", trained, documents, firsts, splits,
                         f"{dataset}: {name} path, the decision boundary at each strength (seed {params.seeds[0]})")
     shown = (f"chosen on dev: {swept} = {selected:g} (one-standard-error choice {one_se:g})" if chosen
              else "no dev set, nothing chosen")
@@ -88,9 +94,9 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params()
     params.dataset(args.dataset)
     splits = load_splits(args.dataset)
-    with atomic_dir(paths_dir(args.dataset)) as directory:
+    with atomic_dir(paths_dir(args.dataset)) as directory, atomic_dir(strength_views_dir(args.dataset)) as views:
         for name in params.paths:
-            print(run_path(name, params, splits, directory, args.dataset))
+            print(run_path(name, params, splits, directory, views, args.dataset))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@ side by side, first seed: decision boundaries or first-layer weights, and
 weight histograms; every seed's weights over training and the statistics
 the techniques act on, with intervals; the loss around each recipe's first
 network; dropout's three ways to predict) and index.html (all of it, with
-the penalty landscapes, in one page that opens offline).
+the penalty landscapes, in one page that opens offline, plus sliders over
+the training step and each path's strength that switch a boundary and a
+weight histogram together).
 """
 
 from __future__ import annotations
@@ -21,21 +23,26 @@ import argparse
 import json
 from pathlib import Path
 
-from pipeline.analysis import dropout_at_test_time, dropout_figures, figures, loss_slice_figures, weights_over_training
+import numpy as np
+
+from pipeline.analysis import (dropout_at_test_time, dropout_figures, figures, interactive, loss_slice_figures,
+                               weights_over_training)
 from pipeline.analysis.evaluation import predict
 from pipeline.analysis.landscapes import surfaces_drawn
 from pipeline.analysis.regularization_path import by_strength, from_csv, one_standard_error, select
+from pipeline.analysis.strength_views import load_views
 from pipeline.analysis.summary import markdown, selected_on_dev, summarize
 from pipeline.analysis.web_page import web_page
 from pipeline.config import PipelineConfig, load_params
 from pipeline.core.atomic import atomic_dir, write_json, write_text
 from pipeline.core.errors import PipelineError, cli
 from pipeline.core.paths import (dropout_at_test_time_path, landscapes_dir, loss_landscape_path, metrics_path,
-                                 model_path, path_table, report_dir, weights_path)
+                                 model_path, path_table, report_dir, snapshots_dir, strength_views_dir,
+                                 weights_path)
 from pipeline.data.splits import Splits, load_splits
 from pipeline.engine import checkpoint
 from pipeline.techniques import TECHNIQUES
-from pipeline.usecases.training import load_weights
+from pipeline.usecases.training import load_snapshots, load_weights
 
 
 def read_metrics(dataset: str, params: PipelineConfig) -> dict[str, list[dict]]:
@@ -96,12 +103,11 @@ def comparison_figures(directory: Path, dataset: str, splits: Splits, metrics: d
     return [f"figures/{name}" for name in drawn]
 
 
-def training_figures(directory: Path, dataset: str, recipes: list[str], sparsity_threshold: float
-                     ) -> tuple[list[str], dict[str, dict]]:
+def training_figures(directory: Path, dataset: str, weights: dict[str, dict[int, list[np.ndarray]]],
+                     sparsity_threshold: float) -> tuple[list[str], dict[str, dict]]:
     """Every recipe's weights over training (all seeds): their histograms at
     each recorded step and the statistics' curves. Returns the figures' paths
     relative to the report, and per recipe the statistics' intervals by step."""
-    weights = {recipe: load_weights(weights_path(dataset, recipe)) for recipe in recipes}
     intervals = {recipe: weights_over_training.statistic_intervals(by_step, sparsity_threshold)
                  for recipe, by_step in weights.items()}
     histograms, curves = (f"{name}.png" for name in weights_over_training.FIGURES)
@@ -111,6 +117,25 @@ def training_figures(directory: Path, dataset: str, recipes: list[str], sparsity
                                            f"{dataset}: what each technique acts on, during training "
                                            f"(mean over seeds, 95% interval)")
     return [f"figures/{histograms}", f"figures/{curves}"], intervals
+
+
+def explore_section(dataset: str, params: PipelineConfig, weights: dict[str, dict[int, list[np.ndarray]]],
+                    paths: dict[str, dict]) -> str:
+    """The page's sliders: every recipe's first seed over training (its boundary
+    images from the train stage, its recorded weights), and each path's first
+    seed at every strength (from the path stage), the strength chosen on dev marked."""
+    first = params.seeds[0]
+    by_step = {recipe: {step: np.concatenate([m[0].ravel() for m in matrices]) for step, matrices in recorded.items()}
+               for recipe, recorded in weights.items()}
+    images = {recipe: {step: file.read_bytes() for step, file in load_snapshots(snapshots_dir(dataset, recipe),
+                                                                                 first).items()}
+              for recipe in weights}
+    sliders = [interactive.training_slider(by_step, images)]
+    for name, path in params.paths.items():
+        swept = f"{path.sweep}.{TECHNIQUES[path.sweep].sweeps}"
+        views = load_views(strength_views_dir(dataset) / f"{name}.npz")
+        sliders.append(interactive.strength_slider(name, swept, views, paths.get(name, {}).get("selected")))
+    return interactive.fragment(sliders)
 
 
 def read_if_written(path: Path) -> dict | None:
@@ -166,7 +191,8 @@ def main(argv: list[str] | None = None) -> None:
     out = report_dir(dataset)
     with atomic_dir(out / "figures") as directory:
         figure_paths = comparison_figures(directory, dataset, splits, metrics)
-        training_paths, during_training = training_figures(directory, dataset, list(metrics),
+        weights = {recipe: load_weights(weights_path(dataset, recipe)) for recipe in metrics}
+        training_paths, during_training = training_figures(directory, dataset, weights,
                                                            params.analysis.sparsity_threshold)
         dropout_path, dropout = dropout_figure(directory, dataset, list(metrics))
         slice_paths = loss_landscape_figure(directory, dataset, list(metrics))
@@ -184,7 +210,8 @@ def main(argv: list[str] | None = None) -> None:
                         training_paths, landscapes, dropout, dropout_path, slice_paths)
         write_text(out / "summary.md", page)
     # after the figures' directory is in place: the page embeds them
-    write_text(out / "index.html", web_page(f"{dataset}: regularization report", page, out))
+    write_text(out / "index.html", web_page(f"{dataset}: regularization report", page, out,
+                                            explore_section(dataset, params, weights, paths)))
     print(f"report {dataset}: {out / 'summary.md'}")
 
 

@@ -1,6 +1,6 @@
 """Train a batch of networks (seeds, recipes, strengths) at once, recording
 their weights at log-spaced steps and, for points in the plane, the
-decision boundary as it forms."""
+decision boundary at those steps."""
 
 from __future__ import annotations
 
@@ -10,15 +10,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipeline.analysis.boundary_snapshots import BoundarySnapshots, boundary_image, snapshot_steps, square_plane
+from pipeline.analysis.boundary_snapshots import boundaries_during_training
 from pipeline.config import ModelConfig, TrainerConfig
 from pipeline.core.atomic import atomic_dir, write_npz
 from pipeline.core.errors import PipelineError
 from pipeline.data.splits import Splits
 from pipeline.engine.checkpoint import Trained
 from pipeline.engine.fit import FitResult, Member, fit
-
-SNAPSHOTS = 5  # decision-boundary images per network during training (2-D data): 0, 250, ..., 1000 by default
 
 
 def weight_steps(max_steps: int) -> list[int]:
@@ -38,20 +36,14 @@ class Training:
 
 
 def train(members: list[Member], model: ModelConfig, trainer: TrainerConfig, splits: Splits,
-          progress: str | None = None, snapshots: int = SNAPSHOTS) -> Training:
-    """fit() the members at once, with that many boundary snapshots each; progress: see fit()."""
-    recorder = None
-    if splits.n_features == 2 and snapshots:
-        recorder = BoundarySnapshots(square_plane(splits), snapshot_steps(trainer.max_steps, trainer.eval_every,
-                                                                          snapshots))
-    result = fit(members, model, trainer, splits, callbacks=[recorder] if recorder else [], progress=progress,
-                 weight_steps=weight_steps(trainer.max_steps))
+          progress: str | None = None, boundaries: bool = True) -> Training:
+    """fit() the members at once; for points in the plane and boundaries, each
+    network's decision boundary at every weight step. progress: see fit()."""
+    result = fit(members, model, trainer, splits, progress=progress, weight_steps=weight_steps(trainer.max_steps))
     trained = Trained(result.net, result.batch, model, [m.recipe for m in members])
     images = [{} for _ in members]
-    for step, probabilities in sorted((recorder.probabilities if recorder else {}).items()):
-        for k, stopped in enumerate(result.steps):
-            if step <= stopped:  # a stopped network stays as it was
-                images[k][step] = boundary_image(probabilities[k], recorder.grid, splits)
+    if splits.n_features == 2 and boundaries:
+        images = boundaries_during_training(trained, result.states, result.steps, splits)
     return Training(trained, result, images,
                     {step: [w.numpy() for w in matrices] for step, matrices in result.weights.items()})
 

@@ -1,5 +1,6 @@
-"""The decision boundary during training: looking must not touch the training,
-and the images show the boundary where the probabilities cross."""
+"""The decision boundary during training: each image is of the network at its
+step, looking does not touch the training, and the images show the boundary
+where the probabilities cross."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import numpy as np
 import torch
 from sklearn.datasets import make_moons
 
-from pipeline.analysis.boundary_snapshots import BoundarySnapshots, boundary_image, snapshot_steps, square_plane
+from pipeline.analysis.boundary_snapshots import boundary_image, grid_probabilities, square_plane
 from pipeline.config import ModelConfig, TrainerConfig
 from pipeline.data.splits import Splits
 from pipeline.engine.fit import Member, fit
 from pipeline.techniques import RecipeConfig
+from pipeline.usecases.training import train, weight_steps
 
 
 def moons() -> Splits:
@@ -20,32 +22,34 @@ def moons() -> Splits:
                   classes=np.array([0, 1]))
 
 
-def test_snapshot_steps_fall_on_evaluations_from_first_to_last():
-    assert snapshot_steps(1000, 50, 6) == [0, 200, 400, 600, 800, 1000]
-    assert snapshot_steps(60, 20, 6) == [0, 20, 40, 60]
-    assert snapshot_steps(70, 20, 3) == [0, 40, 70]
-    assert snapshot_steps(1000, 50, 0) == []
-
-
-def test_looking_at_the_boundary_leaves_training_bit_for_bit_unchanged():
-    """Dropout draws masks and batch norm updates statistics in training mode:
-    the snapshots are taken in evaluation mode, so neither moves."""
+def test_each_image_is_the_boundary_of_the_network_at_that_step():
+    """The images are drawn after training from the recorded states: the one at
+    a step is the boundary of a training that ends there, bit for bit, and
+    drawing them leaves the training untouched. Dropout draws masks and batch
+    norm keeps running statistics, so a wrong state (or mode) shows."""
     splits = moons()
-    recipe = RecipeConfig.model_validate({"dropout": {"keep_prob": [0.7, 0.7]}, "batch_norm": {},
-                                          "early_stopping": {"patience": 1}})
+    recipe = RecipeConfig.model_validate({"dropout": {"keep_prob": [0.7, 0.7]}, "batch_norm": {}})
+    stopping = RecipeConfig.model_validate({"early_stopping": {"patience": 1}})  # its networks end restored to best
     model = ModelConfig(hidden=[8, 4], activation="relu", init="he")
     trainer = TrainerConfig(optimizer="adam", lr=0.05, max_steps=60, eval_every=10, batch_size=16)
+    stopped = train([Member(seed, stopping) for seed in (0, 1, 2)], model, trainer, splits)
+    for images, last in zip(stopped.snapshots, stopped.result.steps):  # none after a network stopped
+        assert sorted(images) == [step for step in weight_steps(60) if step <= last]
+    assert min(stopped.result.steps) < 60
     members = [Member(seed, recipe) for seed in (0, 1, 2)]
+    drawn = train(members, model, trainer, splits)
     plain = fit(members, model, trainer, splits)
-    snapshots = BoundarySnapshots(square_plane(splits), snapshot_steps(60, 10, 4))
-    watched = fit(members, model, trainer, splits, callbacks=[snapshots])
-    for a, b in zip(plain.net.state_dict().values(), watched.net.state_dict().values()):
+    for a, b in zip(plain.net.state_dict().values(), drawn.trained.net.state_dict().values()):
         assert torch.equal(a, b)
-    assert plain.curves == watched.curves
-    last = max(watched.steps)  # training ends when every network has stopped
-    assert sorted(snapshots.probabilities) == [step for step in (0, 20, 40, 60) if step <= last]
-    assert snapshots.probabilities[0].shape == (3, 120, 120, 2)
-    assert not np.array_equal(snapshots.probabilities[0], snapshots.probabilities[20])  # it learned
+    assert plain.curves == drawn.result.curves
+    grid = square_plane(splits)
+    assert all(sorted(images) == weight_steps(60) for images in drawn.snapshots)
+    for step in (3, 30, 60):
+        ended = fit(members, model, trainer.model_copy(update={"max_steps": step}), splits).net
+        for k, probabilities in enumerate(grid_probabilities(ended, grid)):
+            assert np.array_equal(drawn.snapshots[k][step], boundary_image(probabilities, grid, splits)), (step, k)
+    first = drawn.snapshots[0]
+    assert first[0].shape == (120, 120, 3) and not np.array_equal(first[0], first[max(first)])  # it learned
 
 
 def test_boundary_image_marks_the_crossing_and_the_training_points():

@@ -41,7 +41,7 @@ def test_weights_are_recorded_at_log_spaced_steps():
 def test_a_record_is_the_network_a_shorter_training_ends_with(recipe):
     members = [Member(seed, RecipeConfig.model_validate(recipe)) for seed in (0, 1, 2)]
     splits = moons()
-    recorded = train(members, DEFAULT, TRAINER, splits, snapshots=0).weights
+    recorded = train(members, DEFAULT, TRAINER, splits, boundaries=False).weights
     assert sorted(recorded) == weight_steps(1000)
     batch = Batch(seeds=(0, 1, 2), n_features=2, hidden=(32, 32), n_train=200, dtype=torch.float32)
     initial, _ = make_network(batch, 2, DEFAULT, [m.recipe for m in members])

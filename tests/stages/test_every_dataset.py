@@ -33,6 +33,6 @@ def test_every_offline_dataset_runs_through_dvc(project):
         assert figures == sorted(["confusion_matrix.png", "learning_curves.png", "weight_histogram.png",
                                    *image_figures]), name
         report = sorted(p.name for p in (project / f"reports/{name}/figures").iterdir())
-        over_training = ["weight_histograms.png", "weight_statistics_during_training.png",
+        over_training = ["loss_landscapes.png", "weight_histograms.png", "weight_statistics_during_training.png",
                          "weights_during_training.png"]
         assert report == (["first_layer_weights.png", *over_training] if images else over_training), name

@@ -38,7 +38,7 @@ def test_cold_repro_writes_every_output(built_project):
         for layer, matrix in zip(trained.net.linear_layers(), recorded[60]):  # the last record is the model
             assert np.array_equal(layer.weight.detach().numpy(), matrix) and matrix.shape[0] == len(SEEDS)
         snapshots = sorted(p.name for p in (built_project / f"models/moons/{recipe}/boundary_during_training").iterdir())
-        assert snapshots == sorted(f"seed_{seed}_step_{step}.png" for seed in SEEDS for step in (0, 20, 40, 60))
+        assert snapshots == sorted(f"seed_{seed}_step_{step}.png" for seed in SEEDS for step in (0, 1, 3, 10, 30, 60))
         training = json.loads((built_project / f"models/moons/{recipe}/training.json").read_text())
         assert sorted(training) == ["0", "1"] and all(entry["steps"] == 60 for entry in training.values())
         with open(built_project / f"models/moons/{recipe}/history.csv") as handle:
@@ -106,8 +106,8 @@ def test_report_gives_intervals_paired_differences_and_the_path(built_project):
     assert "## Weights over training" in summary
     assert "![weights during training](figures/weights_during_training.png)" in summary
     # two comparisons, the weights over training (two), the loss landscapes, the l2 path and its boundaries,
-    # the penalty landscape
-    assert "<table>" in page and page.count('src="data:image/png;base64,') == 8
+    # the penalty landscape; then the sliders' boundaries as first shown (two recipes, the l2 path)
+    assert "<table>" in page and page.count('src="data:image/png;base64,') == 8 + 3
     assert "![penalty landscape: bowl](../landscapes/bowl.png)" in summary
     landscapes = json.loads((built_project / "reports/landscapes/landscapes.json").read_text())
     at_one = landscapes["bowl"]["l2"][1]
@@ -247,7 +247,7 @@ def test_mlflow_holds_the_pipeline_run_as_a_tree_shaped_like_the_question(built_
             assert f"test {metrics['test']['accuracy']:.1%}" in r.data.tags["mlflow.note.content"]
             assert r.data.tags["mlflow.note.content"].startswith(f"{recipe} (")
             assert images(client, r.info.run_id) == {  # at step 0, where the chart view's image cards start
-                "boundary_during_training": [0, 20, 40, 60], "confusion_matrix": [0], "decision_boundary": [0],
+                "boundary_during_training": [0, 1, 3, 10, 30, 60], "confusion_matrix": [0], "decision_boundary": [0],
                 "learning_curves": [0], "weight_histogram": [0]}
             assert "config.yaml" in {a.path for a in client.list_artifacts(r.info.run_id)}
             (dataset,) = r.inputs.dataset_inputs
@@ -269,7 +269,8 @@ def test_mlflow_holds_the_pipeline_run_as_a_tree_shaped_like_the_question(built_
 
     # the pipeline run holds each recipe's boundary and the path's curve, for the stored view
     assert images(client, parent.info.run_id) == {f"decision_boundary~{recipe}": [0] for recipe in RECIPES} | {
-        "weights_during_training": [0], "weight_statistics_during_training": [0], "penalty_landscape~bowl": [0]}
+        "weights_during_training": [0], "weight_statistics_during_training": [0], "penalty_landscape~bowl": [0],
+        "loss_landscapes": [0]}  # no recipe with dropout: no dropout_at_test_time
     by_strength = sorted(strengths, key=lambda r: float(r.data.params["strength"]))
     curve = {name: [(m.step, m.value) for m in client.get_metric_history(parent.info.run_id, f"path/l2/{name}")]
              for name in ("strength", "log10_strength", "dev_accuracy_mean", "chosen_on_dev")}
@@ -285,7 +286,7 @@ def test_mlflow_holds_the_pipeline_run_as_a_tree_shaped_like_the_question(built_
     assert [r.info.run_name for r in listed] == [parent.info.run_name, *RECIPES]
     assert [card["imageKeys"] for card in view["compareRunCharts"] if card["type"] == "IMAGE"] == [
         *([f"decision_boundary/{recipe}"] for recipe in RECIPES), ["weights_during_training"],
-        ["weight_statistics_during_training"], ["penalty_landscape/bowl"]]
+        ["weight_statistics_during_training"], ["loss_landscapes"], ["penalty_landscape/bowl"]]
 
     models = client.search_logged_models([experiment.experiment_id])
     assert sorted(m.name for m in models) == sorted(f"{recipe}-seed-{seed}" for recipe in RECIPES for seed in SEEDS)

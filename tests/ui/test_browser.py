@@ -188,6 +188,20 @@ def distinct_colours(image) -> int:
     })""")
 
 
+def revealed(page: Page, locator):
+    """locator's first match, scrolled into view: the chart view renders a card
+    only when it nears the viewport, so scroll down until it exists."""
+    page.mouse.move(VIEWPORT["width"] / 2, 600)
+    for _ in range(60):
+        if locator.count():
+            break
+        page.mouse.wheel(0, 1200)
+        page.wait_for_timeout(250)
+    first = locator.first
+    first.scroll_into_view_if_needed()
+    return first
+
+
 def test_the_printed_link_shows_every_recipes_boundary_next_to_the_baselines(page: Page, printed_link: str,
                                                                                store: dict, screenshots: Path):
     """No click: the link `dvc repro` printed opens the chart view of the
@@ -219,13 +233,11 @@ def test_the_printed_link_shows_every_recipes_boundary_next_to_the_baselines(pag
         assert decoded_width(image) > 100 and distinct_colours(image) > 50, recipe
     for title in ("test_accuracy_mean", "test_accuracy_vs_baseline_mean", "path/l2/dev_accuracy_mean",
                   "curve/squared_weight_sum_mean", "dropout/monte_carlo_nll_mean"):
-        card = cards.filter(has=page.get_by_role("heading").filter(has_text=title)).first
-        card.scroll_into_view_if_needed()
+        card = revealed(page, cards.filter(has=page.get_by_role("heading").filter(has_text=title)))
         expect(card.locator(".js-plotly-plot")).to_be_visible()  # a chart was drawn
     # the weights over training, every recipe's; the loss slices; dropout's three ways; the landscape
     for key in [*FIGURES, "loss_landscapes", "dropout_at_test_time", f"{LANDSCAPE}/bowl"]:
-        image = cards.locator(image_of(key)).first
-        image.scroll_into_view_if_needed()
+        image = revealed(page, cards.locator(image_of(key)))
         assert decoded_width(image) > 100 and distinct_colours(image) > 50, key
     page.set_viewport_size(VIEWPORT)
     page.locator(CARD).first.scroll_into_view_if_needed()
@@ -349,4 +361,38 @@ def test_dvc_plots_page_renders_every_plot_with_no_network(page: Page, built_pro
     expect(drawn).to_have_count(plots)
     assert all(box["width"] > 100 and box["height"] > 50 for box in (p.bounding_box() for p in drawn.all()))
     assert not outside, outside
+    failures.assert_none_but_known()
+
+
+def test_report_page_sliders_switch_boundary_and_histogram_with_no_network(page: Page, built_project: Path):
+    """reports/moons/index.html opened from disk, as a user opens it: the
+    training-step slider and each path's strength slider, moved with the
+    keyboard, switch the boundary image, the weight histogram and the value
+    shown; the page asks for nothing but itself and its data: images."""
+    index = built_project / "reports/moons/index.html"
+    requests = []
+    page.on("request", lambda request: requests.append(request.url))
+    failures = Failures(page)
+    page.goto(index.as_uri())
+    sliders = page.locator(".explore-slider")
+    expect(sliders).to_have_count(1 + len(in_project(built_project, load_params).paths))
+
+    def shown(slider) -> tuple[str, str, str]:
+        return (slider.locator("img").first.get_attribute("src"),
+                slider.locator("canvas").first.evaluate("canvas => canvas.toDataURL()"),
+                slider.locator("output").text_content())
+
+    for slider in sliders.all():
+        before = shown(slider)
+        knob = slider.locator("input[type=range]")
+        at_end = knob.get_attribute("value") == knob.get_attribute("max")
+        knob.focus()
+        page.keyboard.press("Home" if at_end else "End")
+        after = shown(slider)
+        assert all(a != b for a, b in zip(before, after)), (before[2], after[2])
+        assert after[0].startswith("data:image/png;base64,")
+    steps = sliders.first
+    expect(steps.locator("output")).to_have_text("step 0")  # the step slider starts at the end of training
+    expect(steps.locator("img")).to_have_count(len(in_project(built_project, load_params).compared()))
+    assert requests and all(url == index.as_uri() or url.startswith("data:") for url in requests), set(requests)
     failures.assert_none_but_known()

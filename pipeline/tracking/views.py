@@ -57,6 +57,12 @@ def path_metric(path: str, name: str) -> str:
     return f"path/{path}/{name}"
 
 
+SECTIONS = [("boundaries", "Decision boundaries"), ("accuracy", "Test accuracy over seeds"),
+            ("paths", "Regularization paths"), ("weights", "Weights during training"),
+            ("loss-landscapes", "Loss landscapes of the trained networks"), ("dropout", "Dropout at test time"),
+            ("landscapes", "Penalty landscapes")]  # the view's sections, in order: uuid, heading
+
+
 def column(kind: str, key: str) -> str:
     return f"{kind}.`{key}`"
 
@@ -137,13 +143,8 @@ def comparison_view(run_ids: list[str], recipes: list[str], paths: list[str], se
         "columnWidths": {RUN_NAME: 130} | {column(kind, key): max(110, 20 + 7 * len(key))
                                            for kind, key in TABLE_COLUMNS},
         "runsHiddenMode": "SHOW_ALL", "compareRunCharts": charts,
-        "compareRunSections": [section("boundaries", "Decision boundaries"),
-                               section("accuracy", "Test accuracy over seeds"),
-                               section("paths", "Regularization paths"),
-                               section("weights", "Weights during training"),
-                               section("loss-landscapes", "Loss landscapes of the trained networks"),
-                               section("dropout", "Dropout at test time"),
-                               section("landscapes", "Penalty landscapes")],
+        "compareRunSections": [section(uuid, name) for uuid, name in SECTIONS  # the ones with cards
+                               if any(chart["metricSectionId"] == uuid for chart in charts)],
         "isAccordionReordered": True, "viewMaximized": False, "runListHidden": False, "groupBy": None,
         "groupsExpanded": {}, "useGroupedValuesInCharts": True, "hideEmptyCharts": True,
         "globalLineChartConfig": {"xAxisKey": "step", "lineSmoothness": 0, "selectedXAxisMetricKey": ""},

@@ -167,15 +167,19 @@ def dropout_points(summary: dict) -> list[tuple[str, float, int]]:
     return points
 
 
-def log_path_strength(client, run_id: str, row: dict, statistic: str) -> None:
+def log_path_strength(client, run_id: str, row: dict, statistic: str, boundary: np.ndarray | None = None) -> None:
     """One strength of a path: every column's mean and 95% interval over seeds;
     the weight statistic's at each recorded step as curve/<statistic>_mean, ...
-    histories, as a recipe run's."""
+    histories, as a recipe run's; for points in the plane, the first seed's
+    decision boundary at that strength as an image card, so the chart view
+    shows the strengths' boundaries side by side."""
     during = over_training(row, statistic)
     points = estimates({key: value for key, value in row.items() if not key.startswith(step_column(statistic, ""))})
     points += [point for step, estimate in during.items()
                for point in interval_points(f"curve/{statistic}", estimate, step)]
     log_metrics(client, run_id, points)
+    if boundary is not None:
+        client.log_image(run_id, as_image(boundary), key="decision_boundary", step=0)
 
 
 def training_input(name: str, splits: Splits):

@@ -27,12 +27,13 @@ from pipeline.analysis.dropout_figures import FIGURE as DROPOUT_FIGURE
 from pipeline.analysis.landscapes import surfaces_drawn
 from pipeline.analysis.loss_slice_figures import FIGURE as LOSS_LANDSCAPES_FIGURE
 from pipeline.analysis.regularization_path import by_strength, from_csv
+from pipeline.analysis.strength_views import load_views
 from pipeline.analysis.weights import STATISTICS, statistics_during_training
 from pipeline.analysis.weights_over_training import FIGURES
 from pipeline.config import PARAMS_FILE, PipelineConfig
 from pipeline.core.errors import PipelineError
 from pipeline.core.paths import (figures_dir, history_path, landscapes_dir, metrics_path, model_path, path_table,
-                                 report_dir, snapshots_dir, weights_path)
+                                 report_dir, snapshots_dir, strength_views_dir, weights_path)
 from pipeline.data.splits import Splits, checksum
 from pipeline.engine import checkpoint
 from pipeline.engine.network import Probabilities
@@ -162,7 +163,8 @@ def config(dataset: str, recipe: str, seed: int, params: PipelineConfig) -> dict
 
 def record_path(client, dataset: str, name: str, params: PipelineConfig, chosen: dict | None, tags: dict,
                 parent: str) -> None:
-    """A path's run (its figure, the strengths chosen on dev) and one run per strength."""
+    """A path's run (its figure, the strengths chosen on dev) and one run per
+    strength (with its boundary, for points in the plane)."""
     path = params.path(name)
     swept = f"{path.sweep}.{TECHNIQUES[path.sweep].sweeps}"
     try:
@@ -178,9 +180,12 @@ def record_path(client, dataset: str, name: str, params: PipelineConfig, chosen:
                           [tags | {"kind": "path strength", "path": name} for _ in summary],
                           [{"strength": str(row["strength"]), swept: str(row["strength"])} for row in summary],
                           parent=path_run)
+    views = load_views(strength_views_dir(dataset) / f"{name}.npz")
+    # per strength, its first seed's boundary (points in the plane)
+    boundaries = dict(zip(views.strengths.tolist(), views.images)) if views.images is not None else {}
     with failing(client, [*children, path_run]):
         for run_id, row in zip(children, summary):
-            log_path_strength(client, run_id, row, TECHNIQUES[path.sweep].statistic)
+            log_path_strength(client, run_id, row, TECHNIQUES[path.sweep].statistic, boundaries.get(row["strength"]))
         if chosen:
             log_metrics(client, path_run, [("strength_chosen_on_dev", chosen["selected"], 0),
                                            ("strength_one_se", chosen["one_se"]["strength"], 0)])

@@ -18,7 +18,9 @@ import numpy as np
 import pytest
 import yaml
 from conftest import ROOT, mlflow_client, run
+from PIL import Image
 
+from pipeline.analysis.strength_views import load_views
 from pipeline.engine import checkpoint
 from pipeline.stages.path import first_seeds
 from pipeline.tracking.views import VIEW_TAG, deserialized
@@ -265,6 +267,13 @@ def test_mlflow_holds_the_pipeline_run_as_a_tree_shaped_like_the_question(built_
         assert [m.step for m in history] == [0, 1, 3, 10, 30, 60]  # the path's statistic over training
         assert history[-1].value == pytest.approx(child.data.metrics["squared_weight_sum_mean"])
         assert not any("_step_" in name for name in child.data.metrics)
+        # its first seed's boundary, the image the report page's slider shows at that strength
+        assert images(client, child.info.run_id) == {"decision_boundary": [0]}
+        (card,) = [a.path for a in client.list_artifacts(child.info.run_id, "images") if a.path.endswith(".png")]
+        with Image.open(client.download_artifacts(child.info.run_id, card, str(built_project / "downloaded"))) as png:
+            shown = np.asarray(png.convert("RGB"))
+        views = load_views(built_project / "models/moons/paths_by_strength/l2.npz")
+        assert np.array_equal(shown, views.images[views.strengths.tolist().index(float(child.data.params["strength"]))])
     assert images(client, path.info.run_id) == {"regularization_path": [0], "decision_boundaries": [0]}
 
     # the pipeline run holds each recipe's boundary and the path's curve, for the stored view

@@ -18,7 +18,7 @@ from pydantic import (Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, Po
                       model_validator)
 
 from pipeline.core.errors import PipelineError
-from pipeline.core.schema import Name, Schema, validate
+from pipeline.core.schema import Name, Schema, Seed, validate
 from pipeline.data.sources import DatasetConfig
 from pipeline.data.surfaces import SURFACES
 from pipeline.techniques import TECHNIQUES, RecipeConfig
@@ -35,7 +35,7 @@ class ModelConfig(Schema):
     # None: weights drawn by torch from each network's seed. An integer: drawn as
     # the course notebooks do, numpy.random.seed(S) then randn(fan_out, fan_in)
     # per layer in order, divided by the scheme's sqrt(fan_in)-style factor.
-    numpy_init_seed: NonNegativeInt | None = None
+    numpy_init_seed: Seed | None = None
 
 
 class TrainerConfig(Schema):
@@ -64,7 +64,7 @@ class LossLandscapeConfig(Schema):
 
     points: NonNegativeInt  # grid points a side, odd: the trained network at the centre; 0: no slices
     span: PositiveFloat  # the grid reaches ±span along each filter-normalized direction
-    seed: NonNegativeInt  # draws the directions: the same for every recipe
+    seed: Seed  # draws the directions: the same for every recipe
 
     @model_validator(mode="after")
     def _odd(self):
@@ -136,7 +136,7 @@ class LandscapesConfig(Schema):
     surfaces: dict[Literal[tuple(SURFACES)], SurfaceConfig] = Field(min_length=1)
 
 
-Seeds = Annotated[list[NonNegativeInt], Field(min_length=1)]
+Seeds = Annotated[list[Seed], Field(min_length=1)]
 
 
 def _check_seeds(seeds: list[int]) -> None:

@@ -244,6 +244,14 @@ def test_regularizer_values_are_checked_before_training(change, expected):
     (lambda d: d["paths"]["l2"]["recipe"]["l2"].update(strenght=1), "paths.l2.recipe.l2.strenght: unknown key"),
     (lambda d: d.update(seeds=[0, 1, 1]), "seeds must differ from each other (got [0, 1, 1])"),
     (lambda d: d.update(seeds=[-1]), "seeds.0: Input should be greater than or equal to 0 (got -1)"),
+    # numpy's RandomState takes seeds below 2^32: larger ones passed validation, then crashed in training
+    (lambda d: d["model"].update(numpy_init_seed=2**32),
+     "model.numpy_init_seed: Input should be less than 4294967296 (got 4294967296)"),
+    (lambda d: d.update(seeds=[0, 2**32]), "seeds.1: Input should be less than 4294967296 (got 4294967296)"),
+    (lambda d: d["datasets"]["moons"]["split"].update(seed=2**40),
+     "datasets.moons.split.seed: Input should be less than 4294967296"),
+    (lambda d: d["datasets"]["moons"]["source"].update(seed=2**32), "datasets.moons.source.seed: Input should be less"),
+    (lambda d: d["suite"]["dropout"]["dropout"].update(fixed_seed=2**32), "suite.dropout.dropout.fixed_seed: Input"),
     (lambda d: d["datasets"]["moons"]["split"].update(dev=2.5),
      "datasets.moons.split.dev: must be a share below 1 or a whole number of examples (got 2.5)"),
 ])
@@ -263,3 +271,11 @@ def test_every_technique_is_a_key_of_recipes_and_has_its_conf_file():
         conf = yaml.safe_load((ROOT / f"conf/regularization/{name}.yaml").read_text())
         RecipeConfig.model_validate(conf)  # the shipped defaults are valid
         assert f"| {name.replace('_', ' ')}" in (ROOT / "README.md").read_text().lower().replace("-", " ")
+
+
+def test_dvc_sends_no_usage_analytics_from_the_project():
+    """DVC reports usage to its makers unless told not to: the project's own
+    .dvc/config (which every clone gets) tells it not to."""
+    result = subprocess.run([str(Path(sys.executable).parent / "dvc"), "config", "core.analytics"], cwd=ROOT,
+                            capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "false"

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from pipeline.core.errors import PipelineError
 
 # Names become file paths, DVC stage names and MLflow experiment/run names.
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]+$")]
+# A seed numpy's RandomState takes (scikit-learn's random_state, the course's np.random.seed): below 2^32.
+Seed = Annotated[int, Field(ge=0, lt=2**32)]
 
 
 class Schema(BaseModel):

@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
+from pipeline.core.schema import Seed
 from pipeline.data.raw import Raw, SourceConfig
 
 
@@ -17,7 +18,7 @@ class MoonsSource(SourceConfig):
     kind: Literal["moons"]
     n_samples: PositiveInt
     noise: NonNegativeFloat
-    seed: NonNegativeInt
+    seed: Seed
 
     def load(self) -> Raw:
         from sklearn.datasets import make_moons
@@ -32,7 +33,7 @@ class CirclesSource(SourceConfig):
     n_samples: PositiveInt
     noise: NonNegativeFloat
     factor: float = Field(gt=0, lt=1)
-    seed: NonNegativeInt
+    seed: Seed
 
     def load(self) -> Raw:
         from sklearn.datasets import make_circles
@@ -48,7 +49,7 @@ class XorSource(SourceConfig):
     kind: Literal["xor"]
     n_samples: PositiveInt
     noise: NonNegativeFloat
-    seed: NonNegativeInt
+    seed: Seed
 
     def load(self) -> Raw:
         rng = np.random.default_rng(self.seed)
@@ -65,7 +66,7 @@ class SpiralSource(SourceConfig):
     n_samples: PositiveInt
     n_classes: int = Field(ge=2, le=10)
     noise: NonNegativeFloat
-    seed: NonNegativeInt
+    seed: Seed
 
     def load(self) -> Raw:
         rng = np.random.default_rng(self.seed)
@@ -84,7 +85,7 @@ class GaussiansSource(SourceConfig):
     n_samples: PositiveInt
     separation: PositiveFloat
     std: PositiveFloat
-    seed: NonNegativeInt
+    seed: Seed
 
     def load(self) -> Raw:
         from sklearn.datasets import make_blobs
@@ -101,7 +102,7 @@ class LinearSource(SourceConfig):
     kind: Literal["linear"]
     n_samples: PositiveInt
     label_noise: float = Field(ge=0, lt=1)
-    seed: NonNegativeInt
+    seed: Seed
 
     def load(self) -> Raw:
         from sklearn.datasets import make_classification

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Annotated
 
 import numpy as np
-from pydantic import AfterValidator, Field, NonNegativeInt, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from pipeline.core.atomic import write_npz
 from pipeline.core.errors import PipelineError
-from pipeline.core.schema import Schema
+from pipeline.core.schema import Schema, Seed
 from pipeline.data.raw import Raw, load_npz
 
 SPLIT_DIR = Path("data/split")
@@ -37,7 +37,7 @@ class SplitConfig(Schema):
 
     dev: Size
     test: Size
-    seed: NonNegativeInt
+    seed: Seed
     # Scale every feature to mean 0, std 1 with statistics of the train split
     # only (scikit-learn's StandardScaler), for features of very different ranges.
     standardize: bool = False
@@ -67,6 +67,24 @@ class Splits:
         return len(self.classes)
 
 
+def stratified(X: np.ndarray, y: np.ndarray, size: int, seed: int, part: str, classes: np.ndarray):
+    """scikit-learn's stratified split of size examples out of (X, y), as
+    X_rest, X_part, y_rest, y_part; what it cannot do said in one line first
+    (its own errors are tracebacks deep in its validation)."""
+    from sklearn.model_selection import train_test_split
+
+    counts = np.bincount(y, minlength=len(classes))
+    if counts.min() < 2:
+        label = classes[counts.argmin()].item()
+        shown = f"{label:g}" if isinstance(label, (int, float)) else repr(label)  # as the reports name classes
+        raise PipelineError(f"class {shown} has {counts.min()} example(s) left when carving {part}: a stratified "
+                            "split needs at least 2 of each class; add examples or drop the class")
+    if size < len(classes) or len(y) - size < len(classes):
+        raise PipelineError(f"{part} ({size} examples) and what is left ({len(y) - size}) must each hold every one "
+                            f"of the {len(classes)} classes: change split.{part}")
+    return train_test_split(X, y, test_size=size, stratify=y, random_state=seed)
+
+
 def split(raw: Raw, config: SplitConfig) -> Splits:
     """Carve test (unless the source ships one) and then dev out of the data,
     and standardize the features if asked.
@@ -74,8 +92,6 @@ def split(raw: Raw, config: SplitConfig) -> Splits:
     Shares of dev and test are of the whole data set; with a shipped test set,
     dev is a share of the shipped training part.
     """
-    from sklearn.model_selection import train_test_split
-
     classes, y = np.unique(raw.y, return_inverse=True)
     X = raw.X
     n_test = 0 if raw.X_test is not None else count(config.test, len(X))
@@ -84,14 +100,14 @@ def split(raw: Raw, config: SplitConfig) -> Splits:
         raise PipelineError(f"dev ({n_dev}) and test ({n_test}) take all {len(X)} examples: "
                             "nothing is left to train on")
     if raw.X_test is None:
-        X, X_test, y, y_test = train_test_split(X, y, test_size=n_test, stratify=y, random_state=config.seed)
+        X, X_test, y, y_test = stratified(X, y, n_test, config.seed, "test", classes)
     else:
         unseen = np.setdiff1d(raw.y_test, classes)
         if unseen.size:
             raise PipelineError(f"the test labels {unseen.tolist()} never occur in the training data")
         X_test, y_test = raw.X_test, np.searchsorted(classes, raw.y_test)
     if n_dev > 0:
-        X, X_dev, y, y_dev = train_test_split(X, y, test_size=n_dev, stratify=y, random_state=config.seed)
+        X, X_dev, y, y_dev = stratified(X, y, n_dev, config.seed, "dev", classes)
     else:
         X_dev, y_dev = X[:0], y[:0]
     if config.standardize:

@@ -52,6 +52,17 @@ def existing(path: str) -> Path:
     return file
 
 
+COLUMNS_SHOWN = 10  # of a header, in an error: enough to spot a typo, not a wall
+
+
+def is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def read_csv(source: CsvSource) -> tuple[np.ndarray, np.ndarray]:
     path = existing(source.path)
     with open(path, newline="") as handle:
@@ -62,7 +73,12 @@ def read_csv(source: CsvSource) -> tuple[np.ndarray, np.ndarray]:
     features = source.features if source.features is not None else [c for c in header if c != source.label]
     unknown = [c for c in [source.label, *features] if c not in header]
     if unknown:
-        raise PipelineError(f"{path} has no column {unknown[0]!r} (its columns: {header})")
+        if all(is_number(cell) for cell in header):  # not a header at all, and a data row can be thousands of cells
+            raise PipelineError(f"{path} has no header row (its first row is numbers): add one naming the columns, "
+                                f"the label {source.label!r} among them")
+        shown = header[:COLUMNS_SHOWN] + ([f"... {len(header) - COLUMNS_SHOWN} more"] if len(header) > COLUMNS_SHOWN
+                                           else [])
+        raise PipelineError(f"{path} has no column {unknown[0]!r} (its columns: {shown})")
     if not features:
         raise PipelineError(f"{path} has no feature columns besides the label {source.label!r}")
     if not body:

@@ -9,10 +9,10 @@ from typing import Annotated, Callable, Literal
 
 import numpy as np
 import torch
-from pydantic import Field, NonNegativeInt
+from pydantic import Field
 from torch import nn
 
-from pipeline.core.schema import Schema
+from pipeline.core.schema import Schema, Seed
 from pipeline.techniques.base import Technique
 
 KeepProbability = Annotated[float, Field(gt=0, le=1)]
@@ -26,7 +26,7 @@ class DropoutConfig(Schema):
     # fresh: a new mask every step. fixed: the course notebook's behaviour, which
     # reseeds numpy before every forward pass and so reuses one mask throughout.
     mask: Literal["fresh", "fixed"] = "fresh"
-    fixed_seed: NonNegativeInt = 1
+    fixed_seed: Seed = 1
 
 
 Scales = Callable[[int], torch.Tensor]  # batch size m -> (K, m, units): 1/keep_prob where kept, 0 where dropped

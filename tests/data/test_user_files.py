@@ -50,6 +50,11 @@ def test_csv_feature_columns_default_to_all_but_the_label(tmp_path):
     ("a,label\n1,0\n2,one\n", {}, r"line 3, column 'label': 'one', not a number"),
     ("a,label\n1,0\n2\n", {}, r"line 3: 1 fields, the header has 2"),
     ("a,b\n1,0\n", {}, r"has no column 'label' \(its columns: \['a', 'b'\]\)"),
+    # a header-less file's first row is data, maybe thousands of cells: not echoed back
+    ("0.5,1.5,0\n1,0,1\n", {}, r"has no header row \(its first row is numbers\): add one naming the columns, "
+                              r"the label 'label' among them$"),
+    (",".join(f"f{i}" for i in range(5000)) + "\n" + ",".join("0" * 5000) + "\n", {},
+     r"has no column 'label' \(its columns: \['f0', 'f1', .*'f9', '\.\.\. 4990 more'\]\)$"),
     ("a,label\n1,0\n", {"features": ["c"]}, r"has no column 'c'"),
     ("a,label\n", {}, r"has a header but no data rows"),
     ("", {}, r"is empty"),
@@ -115,6 +120,28 @@ def test_fetch_stage_reports_a_bad_csv_in_one_line(project):
     assert result.stderr.splitlines() == [
         "error: data/files/iris.csv line 3, column 'sepal_length': 'abc', not a number"]
     assert not (project / "data/raw/iris.npz").exists()
+
+
+@pytest.mark.parametrize("y, split_config, message", [
+    # a class of one member: scikit-learn's stratified split raised a 53-line traceback
+    ([0] * 20 + [1] * 20 + [2], {"dev": 0.2, "test": 0.2},
+     "class 2 has 1 example(s) left when carving test: a stratified split needs at least 2 of each class; "
+     "add examples or drop the class"),
+    ([0] * 20 + [1] * 20 + [2, 2], {"dev": 0.2, "test": 2},
+     "test (2 examples) and what is left (40) must each hold every one of the 3 classes: change split.test"),
+])
+def test_a_split_stratification_cannot_make_is_one_line_in_the_split_stage(project, y, split_config, message):
+    rng = np.random.default_rng(0)
+    np.savez(project / "data/files/odd.npz", X=rng.normal(size=(len(y), 2)), y=np.array(y))
+    params = (project / "params.yaml").read_text()
+    (project / "params.yaml").write_text(params.replace(
+        "datasets:\n", "datasets:\n  odd:\n    source: {kind: npz, path: data/files/odd.npz}\n"
+        f"    split: {{dev: {split_config['dev']}, test: {split_config['test']}, seed: 0}}\n", 1))
+    run([sys.executable, "-m", "pipeline.stages.fetch", "odd"], project)
+    result = run([sys.executable, "-m", "pipeline.stages.split", "odd"], project, check=False)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"error: {message}"]
+    assert not (project / "data/split/odd").exists()
 
 
 def test_standardize_uses_train_statistics_only():

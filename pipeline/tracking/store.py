@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 from typing import Iterator
 
 from pipeline.core.errors import PipelineError
@@ -138,7 +139,54 @@ def connect():
         raise PipelineError(f"cannot reach the MLflow tracking store at {uri}: {reason}") from None
     if uri.startswith("sqlite:"):
         check_writable(uri)
+        if not os.environ.get("MLFLOW_TRACKING_URI"):  # the repository's own store, not one chosen to share
+            relocate_copied_store(sqlite_file(uri), repository_root())
     return client
+
+
+# Where the project's own store keeps artifacts, per table of MLflow's schema: the places a copied store points
+# back to the directory it was copied from.
+ARTIFACT_COLUMNS = {"experiments": "artifact_location", "runs": "artifact_uri", "logged_models": "artifact_location"}
+
+
+def relocate_copied_store(db: Path, root: Path) -> None:
+    """A copy of the project (cp -a, a backup restored elsewhere) brings
+    mlflow.db along, and its experiments keep their artifacts by absolute
+    path (artifact_location): the copy would log into the original's
+    mlartifacts/. When the store's own locations point into another
+    directory's mlartifacts/ (or MLflow's mlruns/), point them at this
+    repository's, in one transaction, and say so in one line. The copy
+    brought those files along too; the original is left as it was."""
+    here = root.resolve()
+    with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as connection:
+        locations = [row[0] for row in connection.execute("SELECT artifact_location FROM experiments")]
+        homes = {home for location in locations if (home := artifact_home(location)) is not None and home != here}
+        if not homes:
+            return
+        connection.execute("BEGIN IMMEDIATE")
+        for home in homes:
+            for directory in (ARTIFACTS_DIR, "mlruns"):
+                for prefix in (f"{(home / directory).as_uri()}/", f"{home / directory}/"):
+                    moved = f"{(here / directory).as_uri()}/" if prefix.startswith("file:") else f"{here / directory}/"
+                    for table, column in ARTIFACT_COLUMNS.items():
+                        connection.execute(f"UPDATE {table} SET {column} = ? || substr({column}, ?) "
+                                           f"WHERE substr({column}, 1, ?) = ?",
+                                           (moved, len(prefix) + 1, len(prefix), prefix))
+        connection.execute("COMMIT")
+    print(f"mlflow.db was copied from {', '.join(sorted(map(str, homes)))}: its runs now keep their artifacts in "
+          f"{here / ARTIFACTS_DIR}")
+
+
+def artifact_home(location: str | None) -> Path | None:
+    """The directory holding the mlartifacts/ (or mlruns/) that an experiment's
+    artifact location is in; None for anything else (a server's, an S3 bucket)."""
+    parsed = urlparse(location or "")
+    if parsed.scheme not in ("file", "") or not parsed.path.startswith("/"):
+        return None
+    for parent in Path(unquote(parsed.path)).parents:
+        if parent.name in (ARTIFACTS_DIR, "mlruns"):
+            return parent.parent
+    return None
 
 
 def sqlite_file(uri: str) -> Path | None:

@@ -328,6 +328,32 @@ def test_a_fresh_clone_records_its_own_pipeline_run(built_project, tmp_path):
     assert "Data and pipelines are up to date" in run(["dvc", "repro"], clone).stdout  # and then a no-op
 
 
+def test_a_copy_of_the_project_records_into_its_own_artifacts_not_the_originals(built_project, tmp_path):
+    """cp -a of a project brings mlflow.db along, whose experiments keep their
+    artifacts by absolute path: the copy's first record points them at its own
+    mlartifacts/ (which the copy brought too), says so once, and leaves the
+    original's store and files as they were."""
+    copy = tmp_path / "copy"
+    shutil.copytree(built_project, copy, symlinks=True)
+    before = sorted(path.relative_to(built_project) for path in (built_project / "mlartifacts").rglob("*"))
+    original_db = (built_project / "mlflow.db").read_bytes()
+    first = run([sys.executable, "-m", "pipeline.stages.track", "moons"], copy)
+    assert (f"mlflow.db was copied from {built_project.resolve()}: its runs now keep their artifacts in "
+            f"{copy.resolve() / 'mlartifacts'}") in first.stdout.splitlines()
+    assert sorted(path.relative_to(built_project) for path in (built_project / "mlartifacts").rglob("*")) == before
+    assert (built_project / "mlflow.db").read_bytes() == original_db
+    client = mlflow_client(copy)
+    experiments = client.search_experiments()
+    assert all(e.artifact_location.startswith(copy.resolve().as_uri() + "/") or
+               e.artifact_location.startswith(f"{copy.resolve()}/") for e in experiments), experiments
+    runs = client.search_runs([e.experiment_id for e in experiments])
+    assert len(runs) > 10 and all(r.info.artifact_uri.startswith(copy.resolve().as_uri() + "/") for r in runs)
+    newest = max(runs, key=lambda r: r.info.start_time)
+    assert {a.path for a in client.list_artifacts(newest.info.run_id)}  # its files are where the copy looks
+    again = run([sys.executable, "-m", "pipeline.stages.track", "moons"], copy)
+    assert "was copied" not in again.stdout
+
+
 def test_the_record_needs_no_store_but_the_one_it_writes(built_project, tmp_path):
     """No stage reads MLflow back: with mlflow.db gone, every stage (forced) still runs, and
     track writes the whole tree again into the new store; the stages' files come out the same."""

@@ -14,7 +14,8 @@ process (a fork), so no state passes from one stage to the next.
 
 The client is the stage as far as anyone can tell: its signals (Ctrl-C,
 SIGTERM) go to the child, its exit status is the child's, and when it
-dies, even by SIGKILL, the child stops too (and its MLflow runs are FAILED).
+dies, even by SIGKILL, the child stops too (and its MLflow runs are FAILED);
+it gets SIGTERM itself when its own parent (dvc repro) dies.
 The socket lives in a directory only this user can enter, and each side
 checks the other's uid.
 
@@ -177,6 +178,20 @@ def request(client: socket.socket, module: str, args: list[str]) -> int | None:
     return int(status)
 
 
+def die_with_parent() -> None:
+    """SIGTERM when the process that started the stage (dvc repro) dies, even
+    by SIGKILL: a stage whose dvc is gone would otherwise train on and write
+    its outputs after dvc has exited. SIGTERM ends the stage as Ctrl-C does:
+    one line, FAILED runs, no outputs. Linux's prctl(PR_SET_PDEATHSIG)."""
+    import ctypes
+
+    parent = os.getppid()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the request was in place
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def main() -> None:
     if sys.argv[1:2] == ["--serve"]:
         return serve(sys.argv[2])
@@ -185,6 +200,7 @@ def main() -> None:
     module, args = sys.argv[1], sys.argv[2:]
     if not module.startswith("pipeline."):
         raise SystemExit(f"error: pipeline.warm runs the project's stage modules, not {module!r}")
+    die_with_parent()
     if os.environ.get("REGULARIZATION_LAB_WARM", "1") == "0":
         raise SystemExit(run_here(module, args))
     path = socket_path()

@@ -6,6 +6,7 @@ REGULARIZATION_LAB_WARM=0 runs in-process."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -192,3 +193,38 @@ def test_the_stage_is_the_clients_signals_and_dies_with_it(project):
         if Path(f"/proc/{child}").exists():
             os.kill(child, signal.SIGKILL)
     assert seed_runs(project) == ["FAILED"] * 4  # cleaned up as on SIGTERM
+
+
+def test_a_stage_dies_with_the_dvc_repro_that_started_it(project):
+    """kill -9 of `dvc repro` while a stage trains: the stage command (this
+    launcher) gets SIGTERM from the kernel as its parent dies, and the
+    stage ends as on SIGTERM, with one line and nothing written; before, it
+    trained on and wrote its outputs after dvc had exited."""
+    params = project / "params.yaml"
+    params.write_text(params.read_text().replace("max_steps: 60", "max_steps: 100000000"))  # trains until stopped
+    environment = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    environment.pop("MLFLOW_TRACKING_URI", None)
+    dvc = subprocess.Popen([str(BIN / "dvc"), "repro"], cwd=project, env=environment, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    command = None
+    try:
+        for line in dvc.stdout:  # up to the first train stage's command
+            if line.startswith("> python -m pipeline.warm pipeline.stages.train"):
+                break
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not children(worker_of(project)):
+            time.sleep(0.2)
+        [stage] = children(worker_of(project))
+        [command] = [pid for pid in children(dvc.pid) if b"pipeline.warm" in processes()[pid][1]]
+        time.sleep(2)  # training
+        dvc.kill()
+        dvc.wait()
+        survived = not (gone(command, within=30) and gone(stage, within=30))
+    finally:
+        for pid in [*children(worker_of(project)), *([command] if command else [])]:  # whatever outlived dvc
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    said = dvc.stdout.read()  # the stage's own stderr shared dvc's pipe: read once every writer is gone
+    assert not survived, "the stage outlived dvc repro"
+    assert "error: terminated (SIGTERM)" in said.splitlines(), said
+    assert not list((project / "models").rglob("model.pt"))  # nothing written, then or later

@@ -164,18 +164,21 @@ def request(client: socket.socket, module: str, args: list[str]) -> int | None:
         accepted = client.recv(64)
     except OSError:
         return None
-    if not accepted:
+    kind, _, value = accepted.decode(errors="replace").partition(" ")
+    if kind == "status":  # the job ended before it started (its reason on our stderr)
+        return int(value)
+    if kind != "pid":  # nothing, or not this protocol: never a number taken for a pid
         return None
-    child = int(accepted)
+    child = int(value)
     forward = lambda signum, frame: os.kill(child, signum)  # noqa: E731
     for signum in FORWARDED:
         signal.signal(signum, forward)
-    status = client.recv(64)
-    if not status:
+    kind, _, value = client.recv(64).decode(errors="replace").partition(" ")
+    if kind != "status":
         print(f"error: the warm worker's child {child} died; rerun with REGULARIZATION_LAB_WARM=0 to see why",
               file=sys.stderr)
         return 1
-    return int(status)
+    return int(value)
 
 
 def die_with_parent() -> None:
@@ -275,13 +278,14 @@ def run_child(connection: socket.socket) -> None:
     status = 1
     try:
         message, fds, _, _ = socket.recv_fds(connection, 1 << 20, 3)
-        job = json.loads(message)
-        if not job["module"].startswith("pipeline."):
-            raise ValueError(f"refusing to run {job['module']!r}")
-        for fd, target in zip(fds, (0, 1, 2)):
+        for fd, target in zip(fds, (0, 1, 2)):  # first: whatever goes wrong is said on the client's stderr
             os.dup2(fd, target)
             os.close(fd)
-        connection.send(str(os.getpid()).encode())
+        job = json.loads(message)
+        if not job["module"].startswith("pipeline."):
+            print(f"error: the warm worker runs the project's stage modules, not {job['module']!r}", file=sys.stderr)
+            return
+        connection.send(f"pid {os.getpid()}".encode())
         stop_with_client(connection)
         os.chdir(job["cwd"])
         os.environ.clear()
@@ -298,7 +302,7 @@ def run_child(connection: socket.socket) -> None:
             sys.stdout.flush()
             sys.stderr.flush()
         try:
-            connection.send(str(status).encode())
+            connection.send(f"status {status}".encode())  # tagged: a bare 1 could be read as a pid
         finally:
             os._exit(status)
 

@@ -7,8 +7,10 @@ REGULARIZATION_LAB_WARM=0 runs in-process."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -228,3 +230,23 @@ def test_a_stage_dies_with_the_dvc_repro_that_started_it(project):
     assert not survived, "the stage outlived dvc repro"
     assert "error: terminated (SIGTERM)" in said.splitlines(), said
     assert not list((project / "models").rglob("model.pt"))  # nothing written, then or later
+
+
+def test_a_job_the_worker_refuses_gets_one_line_and_a_tagged_status_never_a_bare_number(project):
+    """The worker's replies say what they are ("pid N", "status N"): a job it
+    refused once answered a bare "1", which a client took for the stage's
+    pid (and would have forwarded Ctrl-C to init); the reason now reaches the
+    client's stderr rather than the worker's /dev/null."""
+    assert warm(project, "pipeline.stages.fetch", "moons").returncode == 0  # starts the worker
+    client = launcher.connect(str(socket_of(project)))
+    assert client is not None
+    read, write = os.pipe()
+    job = {"module": "os", "args": [], "cwd": str(project), "env": dict(os.environ)}
+    with client:
+        socket.send_fds(client, [json.dumps(job).encode()], [0, write, write])
+        os.close(write)
+        reply = client.recv(64)
+    said = os.read(read, 4096)
+    os.close(read)
+    assert reply == b"status 1"
+    assert said == b"error: the warm worker runs the project's stage modules, not 'os'\n"

@@ -16,6 +16,7 @@ import numpy as np
 from pipeline.analysis.statistics import CONFIDENCE, adjusted_verdict, holm, interval, paired_difference, paired_p_value
 
 METRICS = ("accuracy", "nll", "ece")  # nll: mean -log p(true class); ece: expected calibration error
+BOUNDS = {"accuracy": (0.0, 1.0), "nll": (0.0, np.inf), "ece": (0.0, 1.0)}  # where their intervals are cut
 BOOTSTRAP_RESAMPLES = 999
 
 
@@ -79,9 +80,12 @@ def bootstrap_intervals(log_probabilities: np.ndarray, y: np.ndarray, bins: int,
 
     points = per_point(log_probabilities, y)
     estimates = scores_of_points(*points, bins)
-    result = stats.bootstrap(points, lambda c, k, l, axis: np.stack(list(scores_of_points(c, k, l, bins).values())),
-                             paired=True, vectorized=True, n_resamples=BOOTSTRAP_RESAMPLES, method="percentile",
-                             confidence_level=CONFIDENCE, rng=np.random.default_rng(seed))
+
+    def statistic(*resampled, axis):
+        return np.stack(list(scores_of_points(*resampled, bins).values()))
+
+    result = stats.bootstrap(points, statistic, paired=True, vectorized=True, n_resamples=BOOTSTRAP_RESAMPLES,
+                             method="percentile", confidence_level=CONFIDENCE, rng=np.random.default_rng(seed))
     low, high = result.confidence_interval
     return {metric: {"value": float(estimates[metric]), "ci95_low": float(low[i]), "ci95_high": float(high[i])}
             for i, metric in enumerate(METRICS)}
@@ -119,13 +123,12 @@ def summarize(documents: dict[str, dict]) -> dict[str, dict]:
     summary = {}
     for recipe, document in documents.items():
         monte_carlo = document["monte_carlo"]
-        bounds = {"accuracy": (0.0, 1.0), "nll": (0.0, np.inf), "ece": (0.0, 1.0)}
         summary[recipe] = {
             "samples": document["samples"], "test_points": document["test_points"], "seeds": len(document["seeds"]),
-            "weight_scaling": {m: interval(document["weight_scaling"][m], bounds[m]) for m in METRICS},
-            "monte_carlo": {m: interval(monte_carlo[m][-1], bounds[m]) for m in METRICS},
+            "weight_scaling": {m: interval(document["weight_scaling"][m], BOUNDS[m]) for m in METRICS},
+            "monte_carlo": {m: interval(monte_carlo[m][-1], BOUNDS[m]) for m in METRICS},
             "monte_carlo_by_samples": {"samples": monte_carlo["samples"],
-                                       **{m: [interval(values, bounds[m]) for values in monte_carlo[m]]
+                                       **{m: [interval(values, BOUNDS[m]) for values in monte_carlo[m]]
                                           for m in METRICS}},
             "monte_carlo_minus_weight_scaling": {
                 m: paired_difference(monte_carlo[m][-1], document["weight_scaling"][m])

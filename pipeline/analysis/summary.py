@@ -293,7 +293,8 @@ def dropout_section(summary: dict[str, dict], figure: str | None) -> list[str]:
             f"| {recipe} | Monte Carlo − weight scaling | {difference(differences['accuracy'], points)} "
             f"| {difference(differences['nll'], lambda e: decimal(e, signed=True))} "
             f"| {difference(differences['ece'], points)} |",
-            f"| {recipe} | ensemble of the {row['seeds']} seeds' networks | {pct(ensemble(row['seed_ensemble']['accuracy']))} "
+            f"| {recipe} | ensemble of the {row['seeds']} seeds' networks "
+            f"| {pct(ensemble(row['seed_ensemble']['accuracy']))} "
             f"| {decimal(ensemble(row['seed_ensemble']['nll']))} | {pct(ensemble(row['seed_ensemble']['ece']))} |",
         ]
     lines += [""]

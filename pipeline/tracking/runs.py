@@ -161,7 +161,8 @@ def dropout_points(summary: dict) -> list[tuple[str, float, int]]:
             points += interval_points(f"dropout/monte_carlo_{metric}", estimate, count)
     for metric, difference in summary["monte_carlo_minus_weight_scaling"].items():
         points += interval_points(f"dropout/monte_carlo_minus_weight_scaling_{metric}", difference)
-        points.append((f"dropout/monte_carlo_minus_weight_scaling_{metric}_p_value_holm", difference["p_value_holm"], 0))
+        points.append((f"dropout/monte_carlo_minus_weight_scaling_{metric}_p_value_holm", difference["p_value_holm"],
+                       0))
     for metric, estimate in summary["seed_ensemble"].items():
         points += interval_points(f"dropout/seed_ensemble_{metric}", {"mean": estimate["value"]} | estimate)
     return points

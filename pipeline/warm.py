@@ -149,7 +149,8 @@ def start_worker(path: str) -> socket.socket | None:
     while time.monotonic() < deadline:
         if client := connect(path):
             return client
-        if worker.poll() is not None and not Path(path).exists():
+        if worker.poll() is not None:  # it could not serve (another's socket would have answered just now)
+            print(f"warning: the warm worker could not start at {path}: running without it", file=sys.stderr)
             return None
         time.sleep(0.05)
     return None

@@ -250,3 +250,20 @@ def test_a_job_the_worker_refuses_gets_one_line_and_a_tagged_status_never_a_bare
     os.close(read)
     assert reply == b"status 1"
     assert said == b"error: the warm worker runs the project's stage modules, not 'os'\n"
+
+
+def test_an_occupied_socket_path_is_said_at_once_and_the_stage_still_runs(project):
+    """Something that is not the worker's socket where it would be (here a
+    directory): the worker cannot bind there and exits; the stage says so in
+    one line and runs in its own process, rather than waiting 120 s in silence."""
+    path = socket_of(project)
+    path.mkdir(parents=True)
+    try:
+        started = time.monotonic()
+        result = warm(project, "pipeline.stages.fetch", "moons")
+        took = time.monotonic() - started
+    finally:
+        path.rmdir()
+    assert result.returncode == 0 and result.stdout == "fetch moons: 120 examples\n"
+    assert result.stderr == f"warning: the warm worker could not start at {path}: running without it\n"
+    assert took < 60, took  # the worker's import time, not the 120 s start timeout

@@ -136,7 +136,13 @@ def connect():
             client.search_experiments(max_results=1)
     except Exception as error:  # MLflow wraps connection failures in several types
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise PipelineError(f"cannot reach the MLflow tracking store at {uri}: {reason}") from None
+        path = sqlite_file(uri)
+        if path is None:
+            raise PipelineError(f"cannot reach the MLflow tracking store at {uri}: {reason}") from None
+        if path.is_file() and not is_sqlite(path):
+            raise PipelineError(f"the MLflow store {path} is not an SQLite database (corrupt, or another file): move "
+                                f"it aside to start a new store, or set MLFLOW_TRACKING_URI") from None
+        raise PipelineError(f"cannot open the MLflow store {path}: {reason}") from None
     if uri.startswith("sqlite:"):
         check_writable(uri)
         if not os.environ.get("MLFLOW_TRACKING_URI"):  # the repository's own store, not one chosen to share
@@ -187,6 +193,13 @@ def artifact_home(location: str | None) -> Path | None:
         if parent.name in (ARTIFACTS_DIR, "mlruns"):
             return parent.parent
     return None
+
+
+def is_sqlite(path: Path) -> bool:
+    """Whether the file starts as every SQLite database does (an empty one is made into one)."""
+    with open(path, "rb") as handle:
+        header = handle.read(16)
+    return not header or header == b"SQLite format 3\0"
 
 
 def sqlite_file(uri: str) -> Path | None:

@@ -28,5 +28,15 @@ def test_a_sqlite_store_that_cannot_be_created_is_one_clear_error(tmp_path, monk
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     with pytest.raises(PipelineError) as caught:
         connect()
-    assert str(caught.value) == (f"cannot reach the MLflow tracking store at {uri}: "
+    assert str(caught.value) == (f"cannot open the MLflow store {tmp_path / 'lab/mlflow.db'}: "
                                  f"[Errno 17] File exists: '{tmp_path / 'lab'}'")
+
+
+def test_a_store_that_is_not_a_database_is_called_that_not_unreachable(tmp_path, monkeypatch):
+    store = tmp_path / "mlflow.db"
+    store.write_bytes(b"\x00garbage where the tables were" * 100)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+    with pytest.raises(PipelineError) as caught:
+        connect()
+    assert str(caught.value) == (f"the MLflow store {store} is not an SQLite database (corrupt, or another file): "
+                                 "move it aside to start a new store, or set MLFLOW_TRACKING_URI")

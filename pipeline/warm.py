@@ -108,7 +108,14 @@ def peer_uid(connection: socket.socket) -> int:
 def run_here(module: str, args: list[str]) -> int:
     sys.argv = [module, *args]
     try:
-        importlib.import_module(module).main()
+        loaded = importlib.import_module(module)
+    except ModuleNotFoundError as missing:
+        if missing.name is None or not module.startswith(missing.name):
+            raise  # a module the stage imports is missing: its traceback says which, and where
+        print(f"error: no stage module {module!r}: see the commands in dvc.yaml", file=sys.stderr)
+        return 1
+    try:
+        loaded.main()
     except SystemExit as done:
         return exit_status(done)
     return 0
@@ -212,7 +219,11 @@ def main() -> None:
         print(f"warning: {Path(path).parent} is not this user's alone (mode 0700): running without the warm worker",
               file=sys.stderr)
         raise SystemExit(run_here(module, args))
-    client = connect(path) or start_worker(path)
+    try:
+        client = connect(path) or start_worker(path)
+    except KeyboardInterrupt:  # Ctrl-C while the worker starts: no stage has begun, nothing to clean up
+        print("error: interrupted (Ctrl-C)", file=sys.stderr)
+        raise SystemExit(130) from None
     status = None
     if client is not None:
         with client:

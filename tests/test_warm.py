@@ -267,3 +267,23 @@ def test_an_occupied_socket_path_is_said_at_once_and_the_stage_still_runs(projec
     assert result.returncode == 0 and result.stdout == "fetch moons: 120 examples\n"
     assert result.stderr == f"warning: the warm worker could not start at {path}: running without it\n"
     assert took < 60, took  # the worker's import time, not the 120 s start timeout
+
+
+def test_an_unknown_stage_module_is_one_line_warm_or_not(project):
+    for env in ({}, {"REGULARIZATION_LAB_WARM": "0"}):
+        result = warm(project, "pipeline.stages.nonexistent", env=env)
+        assert (result.returncode, result.stderr) == (
+            1, "error: no stage module 'pipeline.stages.nonexistent': see the commands in dvc.yaml\n"), env
+
+
+def test_ctrl_c_while_the_worker_starts_is_one_line(project):
+    """A worker of its own (a load-time variable no other worker has), so the
+    client is still waiting for it to import everything when Ctrl-C comes."""
+    environment = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "MPLCONFIGDIR_TEST_KEY": "ctrl-c"}
+    client = subprocess.Popen([sys.executable, "-m", "pipeline.warm", "pipeline.stages.fetch", "moons"], cwd=project,
+                              env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2)  # the worker takes about 10 s to import
+    client.send_signal(signal.SIGINT)
+    _, stderr = client.communicate(timeout=60)
+    assert (client.returncode, stderr) == (130, "error: interrupted (Ctrl-C)\n")
+    assert not (project / "data/raw/moons.npz").exists()

@@ -19,15 +19,18 @@ from pathlib import Path
 from conftest import BIN, mlflow_client, run
 
 from pipeline import warm as launcher
+from pipeline.tracking.store import opening_alone
 
 
 def warm(project: Path, *args: str, env: dict | None = None):
     return run([sys.executable, "-m", "pipeline.warm", *args], project, env=env, check=False)
 
 
-def socket_of(project: Path, env: dict | None = None) -> Path:
+def socket_of(project: Path, env: dict | None = None, python: str = sys.executable) -> Path:
+    """The worker's socket for clients run by that interpreter (its path is part of the key: a stage command's
+    `python` from PATH may be another name than the tests' own)."""
     code = "from pipeline.warm import socket_path; print(socket_path())"
-    return Path(run([sys.executable, "-c", code], project, env=env).stdout.strip())
+    return Path(run([python, "-c", code], project, env=env).stdout.strip())
 
 
 def processes() -> dict[int, tuple[int, bytes]]:
@@ -42,9 +45,9 @@ def processes() -> dict[int, tuple[int, bytes]]:
     return found
 
 
-def worker_of(project: Path) -> int:
+def worker_of(project: Path, python: str = sys.executable) -> int:
     """The worker serving the project's code (its forked stages share its command line)."""
-    socket = str(socket_of(project)).encode()
+    socket = str(socket_of(project, python=python)).encode()
     table = processes()
     serving = {pid for pid, (_, cmdline) in table.items() if cmdline.rstrip(b"\0").split(b"\0")[-2:] == [b"--serve", socket]}
     [pid] = [pid for pid in serving if table[pid][0] not in serving]
@@ -147,7 +150,9 @@ def client_and_child(project: Path, *stage: str) -> tuple[subprocess.Popen, int]
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline:
-            experiment = mlflow_client(project).get_experiment_by_name("moons-adhoc")
+            # under the stages' own lock: a store this read created would race the stage creating its tables
+            with opening_alone(f"sqlite:///{project / 'mlflow.db'}"):
+                experiment = mlflow_client(project).get_experiment_by_name("moons-adhoc")
             running = "tags.kind = 'seed' and attributes.status = 'RUNNING'"
             runs = mlflow_client(project).search_runs([experiment.experiment_id], running) if experiment else []
             if len(runs) == 2:
@@ -206,6 +211,7 @@ def test_a_stage_dies_with_the_dvc_repro_that_started_it(project):
     params.write_text(params.read_text().replace("max_steps: 60", "max_steps: 100000000"))  # trains until stopped
     environment = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     environment.pop("MLFLOW_TRACKING_URI", None)
+    python = str(BIN / "python")  # what dvc.yaml's `python -m pipeline.warm` finds on PATH
     dvc = subprocess.Popen([str(BIN / "dvc"), "repro"], cwd=project, env=environment, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True)
     command = None
@@ -214,16 +220,16 @@ def test_a_stage_dies_with_the_dvc_repro_that_started_it(project):
             if line.startswith("> python -m pipeline.warm pipeline.stages.train"):
                 break
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not children(worker_of(project)):
+        while time.monotonic() < deadline and not children(worker_of(project, python)):
             time.sleep(0.2)
-        [stage] = children(worker_of(project))
+        [stage] = children(worker_of(project, python))
         [command] = [pid for pid in children(dvc.pid) if b"pipeline.warm" in processes()[pid][1]]
         time.sleep(2)  # training
         dvc.kill()
         dvc.wait()
         survived = not (gone(command, within=30) and gone(stage, within=30))
     finally:
-        for pid in [*children(worker_of(project)), *([command] if command else [])]:  # whatever outlived dvc
+        for pid in [*children(worker_of(project, python)), *([command] if command else [])]:  # what outlived dvc
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     said = dvc.stdout.read()  # the stage's own stderr shared dvc's pipe: read once every writer is gone

@@ -1,5 +1,6 @@
 """Atomic file writes: write to a temporary file beside the target, then rename,
-so a killed stage never leaves a half-written file that DVC would accept."""
+so a killed stage never leaves a half-written file that DVC would accept;
+and a stage's outputs written as a set, all or none."""
 
 from __future__ import annotations
 
@@ -72,3 +73,21 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
 def write_bytes(target: str | Path, data: bytes) -> None:
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
+
+
+@contextlib.contextmanager
+def all_or_none(*targets: str | Path) -> Iterator[None]:
+    """A stage's outputs as one set: each file is written atomically, and if
+    the block fails (a full disk at the third file, a signal) the ones it
+    already wrote are removed, so the stage leaves none rather than some."""
+    import shutil
+
+    try:
+        yield
+    except BaseException:
+        for target in map(Path, targets):
+            if target.is_dir():
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                target.unlink(missing_ok=True)
+        raise

@@ -3,6 +3,7 @@ that turns it into one clear line on stderr and a non-zero exit."""
 
 from __future__ import annotations
 
+import errno
 import functools
 import signal
 import sys
@@ -52,9 +53,35 @@ def raise_pending() -> None:
         raise _pending
 
 
+# Faults of the machine, not of the program: said in one line with what to do, wherever they surface (an
+# OSError, or a library's exception wrapping one); any other exception is a bug and keeps its traceback.
+MACHINE_FAULTS = {errno.ENOSPC: ("no space left on the device", "free some space and rerun"),
+                  errno.EDQUOT: ("over the disk quota", "free some space and rerun"),
+                  errno.EROFS: ("the file system is read-only", "make it writable and rerun"),
+                  errno.EACCES: ("permission denied", "make it writable (or readable) and rerun"),
+                  errno.EPERM: ("operation not permitted", "make it writable and rerun")}
+SQLITE_FULL = "database or disk is full"  # SQLite's own words (sqlite3.OperationalError, wrapped by SQLAlchemy)
+
+
+def machine_fault(error: BaseException) -> str | None:
+    """The disk or permission fault behind error (it, or what it was raised
+    from), as one line; None when there is none."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in MACHINE_FAULTS:
+            what, remedy = MACHINE_FAULTS[error.errno]
+            return f"{what}" + (f": {error.filename}" if error.filename else "") + f" ({remedy})"
+        if SQLITE_FULL in str(error):
+            return f"no space left on the device for the MLflow store ({MACHINE_FAULTS[errno.ENOSPC][1]})"
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def cli(main: Callable[..., None]) -> Callable[..., None]:
     """Run a stage's main(): a PipelineError becomes 'error: <message>' and
-    exit 1; Ctrl-C and SIGTERM one line each and the shell's exit codes 130 and 143."""
+    exit 1, as does a full disk or a denied write; Ctrl-C and SIGTERM one
+    line each and the shell's exit codes 130 and 143."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
@@ -75,6 +102,11 @@ def cli(main: Callable[..., None]) -> Callable[..., None]:
         except Terminated:
             print("error: terminated (SIGTERM)", file=sys.stderr)
             raise SystemExit(143) from None
+        except Exception as error:
+            if (fault := machine_fault(error)) is None:
+                raise  # a bug: its traceback is the report
+            print(f"error: {fault}", file=sys.stderr)
+            raise SystemExit(1) from None
         finally:
             _pending = None  # handled here: a later call in this process starts afresh
             sys.unraisablehook = previous_hook

@@ -15,7 +15,7 @@ import contextlib
 import json
 
 from pipeline.config import load_params
-from pipeline.core.atomic import atomic_dir, write_json
+from pipeline.core.atomic import all_or_none, atomic_dir, write_json
 from pipeline.core.errors import PipelineError, cli
 from pipeline.core.paths import (dropout_at_test_time_path, figures_dir, history_path, loss_landscape_path,
                                  metrics_path, model_path, training_record_path)
@@ -47,7 +47,10 @@ def main(argv: list[str] | None = None) -> None:
     trained = checkpoint.load(model_path(args.dataset, args.recipe))
     record = training_record(args.dataset, args.recipe, trained.seeds)
     curves = checkpoint.load_curves(history_path(args.dataset, args.recipe))
-    with contextlib.ExitStack() as outputs:
+    # the metrics directory as a set (all seeds' files, the slices, the dropout scores); the figures' directories
+    # are each replaced only when all of it succeeded
+    metrics = metrics_path(args.dataset, args.recipe, trained.seeds[0]).parent
+    with contextlib.ExitStack() as outputs, all_or_none(metrics):
         directories = [outputs.enter_context(atomic_dir(figures_dir(args.dataset, args.recipe, seed)))
                        for seed in trained.seeds]
         documents = evaluate_and_draw(trained, splits, params.analysis.sparsity_threshold, args.recipe,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 
 from pipeline.config import load_params
-from pipeline.core.atomic import write_json
+from pipeline.core.atomic import all_or_none, write_json
 from pipeline.core.errors import cli
 from pipeline.core.paths import history_path, model_path, snapshots_dir, training_record_path, weights_path
 from pipeline.data.splits import load_splits
@@ -37,13 +37,16 @@ def main(argv: list[str] | None = None) -> None:
     training = train([Member(seed, recipe) for seed in params.seeds], params.model, params.trainer, splits)
 
     result = training.result
-    checkpoint.save(training.trained, model_path(args.dataset, args.recipe))
-    write_json(training_record_path(args.dataset, args.recipe),
-               {str(seed): {"steps": steps, **figures} for seed, steps, figures
-                in zip(params.seeds, result.steps, result.figures)})
-    checkpoint.save_curves(history_path(args.dataset, args.recipe), params.seeds, result.curves)
-    save_weights(weights_path(args.dataset, args.recipe), training.weights)
-    save_snapshots(snapshots_dir(args.dataset, args.recipe), params.seeds, training.snapshots)
+    outputs = [path(args.dataset, args.recipe)
+               for path in (model_path, training_record_path, history_path, weights_path, snapshots_dir)]
+    with all_or_none(*outputs):
+        checkpoint.save(training.trained, model_path(args.dataset, args.recipe))
+        write_json(training_record_path(args.dataset, args.recipe),
+                   {str(seed): {"steps": steps, **figures} for seed, steps, figures
+                    in zip(params.seeds, result.steps, result.figures)})
+        checkpoint.save_curves(history_path(args.dataset, args.recipe), params.seeds, result.curves)
+        save_weights(weights_path(args.dataset, args.recipe), training.weights)
+        save_snapshots(snapshots_dir(args.dataset, args.recipe), params.seeds, training.snapshots)
     print(f"train {args.dataset}/{args.recipe}: seeds {', '.join(map(str, params.seeds))}, "
           f"{', '.join(map(str, sorted(set(result.steps))))} steps")
 

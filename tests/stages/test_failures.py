@@ -3,7 +3,10 @@ exit, no outputs and, where runs were open, FAILED or KILLED MLflow runs."""
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -228,3 +231,41 @@ def test_runs_of_a_killed_process_end_killed_when_the_next_one_logs(project, mon
         f"owner process {os.getpid()} on {host} ended without ending the run")
     (latest,) = client.search_runs([experiment.experiment_id], "tags.seed = '2'")
     assert latest.info.status == "FINISHED"
+
+
+@contextlib.contextmanager
+def full_disk(directory: Path, size: str = "16k"):
+    """A real, nearly full file system at directory: a tmpfs of that size (root only, as CI runs)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(directory)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield directory
+    finally:
+        subprocess.run(["umount", "-l", str(directory)], check=True)
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_half_written_output(project):
+    """The train stage's outputs on a 16 KB file system: its first file does
+    not fit. Before, a traceback of hundreds of lines."""
+    prepare_data(project)
+    with full_disk(project / "models"):
+        result = train(project, "l2")
+        left = sorted(path.name for path in (project / "models").rglob("*") if path.is_file())
+    _assert_one_error_line(result, "no space left on the device", "free some space and rerun")
+    assert left == [], left  # nothing half-written, no temporary file left behind
+
+
+def test_a_read_only_output_directory_is_one_line(project):
+    prepare_data(project)
+    (project / "models").mkdir()
+    (project / "models").chmod(0o555)
+    try:
+        result = run(obeying_file_permissions([sys.executable, "-m", "pipeline.stages.train", "moons", "l2"]), project,
+                     check=False)
+    finally:
+        (project / "models").chmod(0o755)
+    _assert_one_error_line(result, "permission denied: models/moons", "make it writable (or readable) and rerun")
+    assert not list((project / "models").iterdir())

@@ -58,6 +58,18 @@ def children(pid: int) -> list[int]:
     return [child for child, (parent, _) in processes().items() if parent == pid]
 
 
+def stages_of(project: Path, python: str = sys.executable) -> list[int]:
+    """The worker's children running this project's stages: the worker is
+    shared with every test (in any xdist process) whose stages use the same
+    interpreter, and a child takes its client's working directory."""
+    found = []
+    for child in children(worker_of(project, python)):
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{child}/cwd").resolve() == project.resolve():
+                found.append(child)
+    return found
+
+
 def threads(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/task"))
 
@@ -156,7 +168,7 @@ def client_and_child(project: Path, *stage: str) -> tuple[subprocess.Popen, int]
             running = "tags.kind = 'seed' and attributes.status = 'RUNNING'"
             runs = mlflow_client(project).search_runs([experiment.experiment_id], running) if experiment else []
             if len(runs) == 2:
-                [child] = children(worker_of(project))
+                [child] = stages_of(project)
                 return client, child
             time.sleep(0.2)
         raise AssertionError("the stage never started")
@@ -220,16 +232,16 @@ def test_a_stage_dies_with_the_dvc_repro_that_started_it(project):
             if line.startswith("> python -m pipeline.warm pipeline.stages.train"):
                 break
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not children(worker_of(project, python)):
+        while time.monotonic() < deadline and not stages_of(project, python):
             time.sleep(0.2)
-        [stage] = children(worker_of(project, python))
+        [stage] = stages_of(project, python)
         [command] = [pid for pid in children(dvc.pid) if b"pipeline.warm" in processes()[pid][1]]
         time.sleep(2)  # training
         dvc.kill()
         dvc.wait()
         survived = not (gone(command, within=30) and gone(stage, within=30))
     finally:
-        for pid in [*children(worker_of(project, python)), *([command] if command else [])]:  # what outlived dvc
+        for pid in [*stages_of(project, python), *([command] if command else [])]:  # what outlived dvc
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     said = dvc.stdout.read()  # the stage's own stderr shared dvc's pipe: read once every writer is gone

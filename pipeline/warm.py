@@ -45,6 +45,8 @@ import time
 import traceback
 from pathlib import Path
 
+from pipeline.core.processes import die_with_parent
+
 PACKAGE = Path(__file__).resolve().parent
 IDLE_SECONDS = 120
 START_TIMEOUT_SECONDS = 120
@@ -187,20 +189,6 @@ def request(client: socket.socket, module: str, args: list[str]) -> int | None:
               file=sys.stderr)
         return 1
     return int(value)
-
-
-def die_with_parent() -> None:
-    """SIGTERM when the process that started the stage (dvc repro) dies, even
-    by SIGKILL: a stage whose dvc is gone would otherwise train on and write
-    its outputs after dvc has exited. SIGTERM ends the stage as Ctrl-C does:
-    one line, FAILED runs, no outputs. Linux's prctl(PR_SET_PDEATHSIG)."""
-    import ctypes
-
-    parent = os.getppid()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the parent died before the request was in place
-        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def main() -> None:

@@ -8,11 +8,13 @@ import os
 import pty
 import re
 import signal
+import socket
 import subprocess
 import sys
+import time
 
 import pytest
-from conftest import BIN, mlflow_client, run
+from conftest import BIN, make_project, mlflow_client, run
 
 RUN_URL = re.compile(r"http://127\.0\.0\.1:5000/#/experiments/(\w+)/runs/(\w+)")
 FAST = ["trainer.max_steps=20", "trainer.eval_every=10"]
@@ -116,6 +118,70 @@ def test_a_parallel_sweep_runs_one_job_per_recipe_nested_under_one_run(project):
         f"sweep: 4 runs nested under http://127.0.0.1:5000/#/experiments/{parent.info.experiment_id}"
         f"/runs/{parent.info.run_id}")
     _assert_hydra_wrote_nothing(project)
+
+
+def _endless_parallel_sweep(project) -> tuple[subprocess.Popen, list[int]]:
+    """A joblib sweep of two jobs (two seeds each) training until stopped, once
+    its four runs are RUNNING; and its job processes' pids (the runs' owners)."""
+    from pipeline.tracking.owners import OWNER
+
+    environment = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    environment.pop("MLFLOW_TRACKING_URI", None)
+    sweep = subprocess.Popen([sys.executable, "-m", "pipeline.train", "-m", "hydra/launcher=joblib",
+                              "hydra.launcher.n_jobs=2", "regularization=[l1],[l2]", "seeds=[0,1]",
+                              "trainer.max_steps=100000000", "trainer.eval_every=100"],
+                             cwd=project, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and sweep.poll() is None:
+        client = mlflow_client(project)
+        experiment = client.get_experiment_by_name("adhoc-sweeps")
+        runs = client.search_runs([experiment.experiment_id], "tags.kind = 'seed'") if experiment else []
+        if len(runs) == 4 and {r.info.status for r in runs} == {"RUNNING"}:
+            return sweep, sorted({int(dict(f.split("=") for f in r.data.tags[OWNER].split())["pid"]) for r in runs})
+        time.sleep(0.5)
+    sweep.kill()
+    raise AssertionError(f"the sweep never trained: {sweep.communicate()}")
+
+
+def _gone(pids: list[int], within: float) -> bool:
+    deadline = time.monotonic() + within
+    while any(os.path.exists(f"/proc/{pid}") for pid in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def test_a_stopped_parallel_sweep_leaves_no_process_and_no_run_running(project, tmp_path):
+    """Ctrl-C: joblib kills its workers outright, and the launcher ends their
+    runs KILLED, saying why (they stayed RUNNING). kill -9 of the launcher:
+    its workers die with it (they trained on), ending their runs FAILED, and
+    the next run of the project, in any experiment, ends the sweep's run KILLED."""
+    from pipeline.tracking.owners import KILLED
+
+    sweep, jobs = _endless_parallel_sweep(project)
+    assert len(jobs) == 2 and sweep.pid not in jobs  # the jobs run in joblib's workers
+    sweep.send_signal(signal.SIGINT)
+    _, stderr = sweep.communicate(timeout=120)
+    assert sweep.returncode == 130 and stderr.splitlines()[-1] == "error: interrupted (Ctrl-C)", stderr
+    parent, runs = _sweep_runs(project)
+    assert parent.info.status == "FAILED"
+    assert sorted(r.info.status for r in runs) == ["KILLED"] * 4
+    assert {r.data.tags[KILLED].split(" on ")[0] for r in runs} == {f"owner process {pid}" for pid in jobs}
+    assert _gone(jobs, within=10)
+
+    project = make_project(tmp_path / "second")
+    sweep, jobs = _endless_parallel_sweep(project)
+    sweep.kill()
+    sweep.wait(timeout=60)
+    assert _gone(jobs, within=60), "the sweep's workers outlived it"
+    parent, runs = _sweep_runs(project)
+    assert sorted(r.info.status for r in runs) == ["FAILED"] * 4  # each worker's SIGTERM: its runs ended
+    assert parent.info.status == "RUNNING"  # its owner could end nothing
+    run([sys.executable, "-m", "pipeline.train", "dataset=circles", "seeds=[0]", *FAST], project)
+    parent, _ = _sweep_runs(project)
+    assert parent.info.status == "KILLED"
+    assert parent.data.tags[KILLED] == f"owner process {sweep.pid} on {socket.gethostname()} ended without ending the run"
 
 
 def test_a_sweep_through_submitit_nests_its_jobs_runs(project):

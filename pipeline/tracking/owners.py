@@ -1,12 +1,13 @@
 """Which process owns a RUNNING MLflow run, and ending as KILLED the runs
 whose owner was killed outright.
 
-An exception, Ctrl-C or SIGTERM ends a stage's runs FAILED (store.failing);
+An exception, Ctrl-C or SIGTERM ends a process's runs FAILED (store.failing);
 SIGKILL, the OOM killer or a machine that dies give it no chance to, and the
 runs would show RUNNING forever. So a run carries an `owner` tag naming the
-process that is to end it, and the first time a process logs into an
-experiment it ends as KILLED that experiment's RUNNING runs whose owner on
-this machine is gone.
+process that is to end it, and the first time a process logs into a store it
+ends as KILLED the RUNNING runs, in every experiment, whose owner on this
+machine is gone: whoever left them (a stage, an ad-hoc run, a sweep's job or
+its launcher), the next run of the project ends them.
 
 An owner is named by its machine (host name and machine id), boot, PID
 namespace, pid and the pid's start time in clock ticks after boot
@@ -16,25 +17,23 @@ machine (a team server's) or in another PID namespace (another container's)
 are left alone: whether their process lives cannot be seen from here. Needs
 Linux's /proc; elsewhere runs get no owner and nothing is ended.
 
-A pipeline run's parent stays RUNNING between stages by design: a stage owns
-it only while it works on it (claim, then release), so a stage killed
-midway takes the parent down too, as a failing one does.
+A pipeline's runs are all written by one stage (track), which owns them from
+creation to end.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import time
 from pathlib import Path
 
 OWNER = "owner"
 KILLED = "killed"  # the tag that says why a run was ended KILLED
 PROC = Path("/proc")
 
-# Runs this process already owns (made by it), so that claiming them again costs no call.
-_owned: set[str] = set()
-# (store, experiment) pairs this process has looked at: one search each per process.
-_looked_at: set[tuple[str, str]] = set()
+# Stores this process has looked at: one search each per process.
+_looked_at: set[str] = set()
 
 
 def _read(path: Path) -> str:
@@ -81,33 +80,11 @@ def owner_tag() -> dict[str, str]:
     return {OWNER: " ".join(f"{key}={value}" for key, value in owner.items())} if owner else {}
 
 
-def owned(run_ids: list[str]) -> None:
-    """Note runs made with owner_tag(), which this process then need not claim."""
-    _owned.update(run_ids)
-
-
-def claim(client, run_ids: list[str]) -> None:
-    """Make this process the owner of runs made elsewhere (an earlier stage's)."""
-    tag = owner_tag()
-    for run_id in run_ids:
-        if tag and run_id not in _owned:
-            client.set_tag(run_id, OWNER, tag[OWNER])
-            _owned.add(run_id)
-
-
-def release(client, run_ids: list[str]) -> None:
-    """Leave runs RUNNING with no owner, for a later stage to go on with."""
-    for run_id in run_ids:
-        if run_id in _owned:
-            client.delete_tag(run_id, OWNER)
-            _owned.discard(run_id)
-
-
 def why_killed(tag: str | None, here: dict[str, str]) -> str | None:
     """Why the run with this owner tag is to be ended KILLED; None if its
     owner lives, may live, or cannot be seen from here (another machine or
-    container), or if it has no owner (a parent between stages, a run from
-    before owners were recorded)."""
+    container), or if it has no owner (a run from before owners were
+    recorded)."""
     try:
         owner = dict(part.split("=", 1) for part in (tag or "").split())
         pid, host = owner["pid"], owner["host"]
@@ -122,13 +99,23 @@ def why_killed(tag: str | None, here: dict[str, str]) -> str | None:
     return f"owner process {pid} on {host} ended without ending the run"
 
 
-def owned_running(client, experiment_id: str) -> list[tuple[str, str]]:
-    """(run id, owner tag) of the experiment's RUNNING runs that have an owner.
+def lives_here(tag: str, here: dict[str, str]) -> bool:
+    """The owner is a live process of this machine, boot and PID namespace."""
+    try:
+        owner = dict(part.split("=", 1) for part in tag.split())
+        return (all(owner[key] == here[key] for key in ("host", "machine", "boot", "pidns"))
+                and started(int(owner["pid"])) == owner["start"])
+    except (KeyError, ValueError):
+        return False
+
+
+def owned_running(client, experiment_ids: list[str]) -> list[tuple[str, str]]:
+    """(run id, owner tag) of the experiments' RUNNING runs that have an owner.
     One search (one page: 1 000 runs; more are left to later processes);
     deleted runs too, so that a restored run does not come back RUNNING."""
     from mlflow.entities import ViewType
 
-    runs = client.search_runs([experiment_id], "attributes.status = 'RUNNING'", run_view_type=ViewType.ALL)
+    runs = client.search_runs(experiment_ids, "attributes.status = 'RUNNING'", run_view_type=ViewType.ALL)
     return [(run.info.run_id, run.data.tags[OWNER]) for run in runs if OWNER in run.data.tags]
 
 
@@ -137,10 +124,9 @@ def end_if_orphaned(client, run_id: str, tag: str, here: dict[str, str]) -> bool
     tag names it) has ended and the run is still RUNNING under that owner.
 
     The order closes a race: the owner is judged dead first, then the run is
-    read again. A stage that released the run (deleting its tag) and exited
-    after the search did so before it died, so the fresh read shows the
-    release, and the run is left to the stage that goes on with it; a tag
-    still in place after its owner died was never released."""
+    read again. A process that ended the run and exited after the search did
+    so before it died, so the fresh read shows the run ended; a run still
+    RUNNING under its owner's tag after the owner died was never ended."""
     reason = why_killed(tag, here)
     if reason is None:
         return False
@@ -152,12 +138,34 @@ def end_if_orphaned(client, run_id: str, tag: str, here: dict[str, str]) -> bool
     return True
 
 
-def end_orphans(client, experiment_id: str) -> list[str]:
-    """End as KILLED the experiment's RUNNING runs whose owner on this machine
-    has ended; once per process and experiment. Returns their ids."""
-    key = (client.tracking_uri, experiment_id)
-    if key in _looked_at or (here := this_process()) is None:
+def end_orphans(client) -> list[str]:
+    """End as KILLED the store's RUNNING runs, in every experiment, whose
+    owner on this machine has ended; once per process and store. Returns
+    their ids."""
+    from mlflow.entities import ViewType
+
+    if client.tracking_uri in _looked_at or (here := this_process()) is None:
         return []
-    _looked_at.add(key)
-    return [run_id for run_id, tag in owned_running(client, experiment_id)
+    _looked_at.add(client.tracking_uri)
+    experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL, max_results=1000)]
+    return [] if not experiments else [run_id for run_id, tag in owned_running(client, experiments)
             if end_if_orphaned(client, run_id, tag, here)]
+
+
+def end_when_gone(client, run_ids: list[str], within: float) -> list[str]:
+    """End KILLED those of the runs still RUNNING whose owner on this machine
+    ends within `within` seconds (a sweep's jobs its launcher just stopped);
+    runs whose owner lives on, or lives elsewhere, are left to it."""
+    if (here := this_process()) is None:
+        return []
+    ended, deadline = [], time.monotonic() + within
+    for run_id in run_ids:
+        run = client.get_run(run_id)
+        if run.info.status != "RUNNING" or OWNER not in run.data.tags:
+            continue
+        tag = run.data.tags[OWNER]
+        while lives_here(tag, here) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if end_if_orphaned(client, run_id, tag, here):
+            ended.append(run_id)
+    return ended

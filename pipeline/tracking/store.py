@@ -96,8 +96,8 @@ def experiment_id(client, name: str, description: str | None = None) -> str:
     """The named experiment's id, creating it if new; its description set
     when given. Processes running side by side (jobs of a parallel sweep) may
     all find it missing; those whose creation fails because another's came
-    first use that one. The first call for an experiment in a process ends
-    its runs left RUNNING by killed processes (owners.end_orphans)."""
+    first use that one. The first call in a process ends the store's runs
+    left RUNNING by killed processes (owners.end_orphans)."""
     from mlflow.exceptions import MlflowException
 
     experiment = client.get_experiment_by_name(name)
@@ -112,7 +112,7 @@ def experiment_id(client, name: str, description: str | None = None) -> str:
         identifier = experiment.experiment_id
     if description and (experiment is None or experiment.tags.get(NOTE) != description):
         client.set_experiment_tag(identifier, NOTE, description)
-    owners.end_orphans(client, identifier)
+    owners.end_orphans(client)
     return identifier
 
 
@@ -315,7 +315,6 @@ def start_runs(client, experiment: str, names: list[str], tags: list[dict[str, s
         for name, run_tags, run_params in zip(names, tags, params):
             nested = {PARENT: parent} if parent else {}
             run_id = client.create_run(experiment, run_name=name, tags=run_tags | nested | owner).info.run_id
-            owners.owned([run_id])
             run_ids.append(run_id)
             entries = [Param(key, value) for key, value in run_params.items()]
             for start in range(0, len(entries), BATCH_LIMITS["params"]):
@@ -339,23 +338,18 @@ def log_metrics(client, run_id: str, points: list[tuple[str, float, int]], model
 
 
 @contextlib.contextmanager
-def failing(client, run_ids: list[str], parents: list[str] = ()) -> Iterator[None]:
+def failing(client, run_ids: list[str]) -> Iterator[None]:
     """Mark the runs FAILED if the block raises (a signal included), FINISHED
-    if it ends. Parents, runs that other stages still add to (a pipeline
-    run's), fail with them: a failed stage is a failed pipeline run. During
-    the block this process owns them all, so that if it is killed outright
-    (SIGKILL) they end KILLED instead (owners); the parents, left RUNNING for
-    the next stage, have no owner after it."""
+    if it ends. Made by start_runs, they are this process's (owners): if
+    it is killed outright (SIGKILL), the next process ends them KILLED."""
     try:
-        owners.claim(client, [*run_ids, *parents])
         yield
     except BaseException:
-        for run_id in [*run_ids, *parents]:
+        for run_id in run_ids:
             client.set_terminated(run_id, "FAILED")
         raise
     for run_id in run_ids:
         client.set_terminated(run_id, "FINISHED")
-    owners.release(client, list(parents))
 
 
 def log_model(run_id: str, module, example, package: Path, name: str, step: int = 0, dataset=None) -> str:

@@ -12,6 +12,11 @@ sweep's context: no launcher needs to pass the environment on.
 
 A sweep's runs go to one experiment, ``adhoc-sweeps``, so that a sweep over
 datasets still has one parent; the `dataset` tag tells its runs apart.
+
+A job in a process the launcher started (joblib's workers, submitit_local's
+jobs) dies with the launcher, even when it is killed outright; a launcher
+stopped by Ctrl-C or SIGTERM ends its jobs' runs that their killed processes
+left RUNNING (joblib kills its workers with SIGKILL).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from pipeline.core.processes import die_with_parent
 from pipeline.tracking import owners
 from pipeline.tracking.store import NOTE, PARENT, connect, experiment_id, git_commit, quoted, run_url, tracking_uri
 
@@ -34,11 +40,14 @@ SWEEP_RUN_VARIABLE = "ADHOC_SWEEP_RUN"
 # The parent this process opened and has not ended yet, for failing_sweep()
 # to end when a job's failure (or a signal) ends the sweep before on_multirun_end.
 _open: list[str] = []
+# How long a stopped sweep waits for its jobs' processes to go before it ends their runs.
+JOBS_GONE_SECONDS = 10
 
 
 class SweepRun(Callback):
     def __init__(self) -> None:
         self.run_id: str | None = None
+        self.launcher: int | None = None  # the launching process's pid
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         client = connect()
@@ -51,12 +60,15 @@ class SweepRun(Callback):
         if commit := git_commit():
             tags["mlflow.source.git.commit"] = commit
         self.run_id = client.create_run(experiment_id(client, EXPERIMENT), run_name=name, tags=tags).info.run_id
-        owners.owned([self.run_id])  # a launching process killed outright leaves it KILLED, not RUNNING
         _open.append(self.run_id)
+        self.launcher = os.getpid()
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        if self.run_id is not None:  # None in a single run (no -m)
-            os.environ[SWEEP_RUN_VARIABLE] = self.run_id
+        if self.run_id is None:  # a single run (no -m)
+            return
+        os.environ[SWEEP_RUN_VARIABLE] = self.run_id
+        if os.getpid() != self.launcher and os.getppid() == self.launcher:  # a worker the launcher started
+            die_with_parent()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.run_id is None:
@@ -85,7 +97,11 @@ def failing_sweep() -> Iterator[None]:
     except BaseException:
         if _open:
             client = connect()
+            experiment = experiment_id(client, EXPERIMENT)
             for run_id in _open:
                 client.set_terminated(run_id, "FAILED")
+                jobs = client.search_runs([experiment], f"tags.`{PARENT}` = {quoted(run_id)} and "
+                                          "attributes.status = 'RUNNING'", max_results=50000)
+                owners.end_when_gone(client, [job.info.run_id for job in jobs], within=JOBS_GONE_SECONDS)
             _open.clear()
         raise

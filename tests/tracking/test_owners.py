@@ -25,29 +25,29 @@ def test_only_a_gone_owner_on_this_machine_is_named():
     assert why_killed(_owner(host="elsewhere"), here) is None
     assert why_killed(_owner(pidns="pid:[1]", start="1"), here) is None  # another container: out of sight
     assert why_killed(_owner(pid="../1"), here) is None
-    for unowned in (None, "", "by hand", "pid=1"):  # a parent between stages, runs from before owners
+    for unowned in (None, "", "by hand", "pid=1"):  # runs from before owners, or tagged by hand
         assert why_killed(unowned, here) is None
 
 
-# A stage that owns a run (a pipeline's parent), as the stages do: claim it,
-# say so, wait for a line on stdin, then release it and exit, or die holding it.
+# A process that owns a run, as stages do: make it with its owner tag, say
+# so, wait for a line on stdin, then end it and exit, or die holding it.
 STAGE = """
 import sys
 from mlflow import MlflowClient
 from pipeline.tracking import owners
 client = MlflowClient(sys.argv[1])
-owners.claim(client, [sys.argv[2]])
-print(owners.owner_tag()[owners.OWNER], flush=True)
+run_id = client.create_run(sys.argv[2], tags=owners.owner_tag()).info.run_id
+print(run_id, owners.owner_tag()[owners.OWNER], flush=True)
 sys.stdin.readline()
-owners.release(client, [sys.argv[2]])
+client.set_terminated(run_id, "FINISHED")
 """
 
 
-def test_a_run_released_just_before_its_owner_exits_is_never_killed(tmp_path):
-    """The race that ended a live pipeline's parent KILLED: the sweep searched
-    while a stage owned the parent; the stage released it and exited; the
-    sweep then judged the owner from its search and found it dead. Here the
-    stage's release and exit happen exactly in that gap, every time."""
+def test_a_run_ended_just_before_its_owner_exits_is_never_killed(tmp_path):
+    """The race that once ended a live run KILLED: the sweep searched while a
+    process owned the run; the process ended it and exited; the sweep then
+    judged the owner from its search and found it dead. Here the end and the
+    exit happen exactly in that gap, every time."""
     import subprocess
     import sys
 
@@ -58,24 +58,24 @@ def test_a_run_released_just_before_its_owner_exits_is_never_killed(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
     experiment = client.create_experiment("race", artifact_location=(tmp_path / "artifacts").as_uri())
-    run_id = client.create_run(experiment).info.run_id
     here = this_process()
 
     def stage():
-        child = subprocess.Popen([sys.executable, "-c", STAGE, uri, run_id], stdin=subprocess.PIPE,
+        child = subprocess.Popen([sys.executable, "-c", STAGE, uri, experiment], stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, text=True)
-        return child, child.stdout.readline().strip()
+        run_id, tag = child.stdout.readline().strip().split(" ", 1)
+        return child, run_id, tag
 
-    child, tag = stage()
-    assert owned_running(client, experiment) == [(run_id, tag)]  # the sweep's search: the stage owns the run
-    child.communicate("release\n", timeout=60)  # the stage releases the run and exits
+    child, run_id, tag = stage()
+    assert owned_running(client, [experiment]) == [(run_id, tag)]  # the sweep's search: the process owns the run
+    child.communicate("end\n", timeout=60)  # the process ends the run and exits
     assert child.returncode == 0
     assert why_killed(tag, here) is not None  # judged from the search alone, the owner is dead: the old bug
     assert not end_if_orphaned(client, run_id, tag, here)
-    assert client.get_run(run_id).info.status == "RUNNING"
+    assert client.get_run(run_id).info.status == "FINISHED"
 
-    child, tag = stage()  # a stage killed outright, still holding the run, is found out
-    assert owned_running(client, experiment) == [(run_id, tag)]
+    child, run_id, tag = stage()  # a process killed outright, still holding its run, is found out
+    assert owned_running(client, [experiment]) == [(run_id, tag)]
     child.kill()
     child.wait(timeout=60)
     assert end_if_orphaned(client, run_id, tag, here)

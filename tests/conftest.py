@@ -183,9 +183,9 @@ def stop_process_group(process: subprocess.Popen) -> None:
 
 @contextlib.contextmanager
 def mlflow_server(backend_store_uri: str, log: Path, cwd: Path, *options: str,
-                  start_timeout: float = 60.0) -> Iterator[tuple[str, Callable[[], None]]]:
+                  start_timeout: float = 60.0) -> Iterator[tuple[str, Callable[[], None], subprocess.Popen]]:
     """A real `mlflow server` on 127.0.0.1 at a free port, started at once;
-    yields its URL and ready(), which waits until /health answers (failing
+    yields its URL, its process (the leader of its group) and ready(), which waits until /health answers (failing
     with the server's log if it exits or takes longer than start_timeout), so
     that a caller can do other work while it starts. Its job runner (a dozen
     background workers) is switched off; it is stopped, children included, at the end."""
@@ -214,7 +214,7 @@ def mlflow_server(backend_store_uri: str, log: Path, cwd: Path, *options: str,
         raise AssertionError(f"mlflow server not healthy after {start_timeout:.0f} s:\n{log.read_text()}")
 
     try:
-        yield url, ready
+        yield url, ready, server
     finally:
         stop_process_group(server)
 

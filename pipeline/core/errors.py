@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import os
 import signal
 import sys
 import threading
@@ -78,9 +79,37 @@ def machine_fault(error: BaseException) -> str | None:
     return None
 
 
+# A stage's one network peer is the tracking server (a download names its own failures, mirror by mirror):
+# a connection it refuses, resets or lets time out mid-run is that server gone.
+LOST_CONNECTION = {ConnectionRefusedError: "connection refused", ConnectionResetError: "connection reset",
+                   ConnectionAbortedError: "connection aborted", BrokenPipeError: "connection closed",
+                   TimeoutError: "timed out"}
+
+
+def lost_server(error: BaseException) -> str | None:
+    """The tracking server's going away behind error (an MLflow or HTTP
+    exception wrapping the socket's), as one line; None when it is not that."""
+    server = os.environ.get("MLFLOW_TRACKING_URI", "")
+    if not server.startswith(("http://", "https://")):
+        return None
+    seen: set[int] = set()
+    waiting = [error]
+    while waiting:  # what it was raised from, and what it holds (urllib3 keeps the socket's error in its args)
+        error = waiting.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        for kind, what in LOST_CONNECTION.items():
+            if isinstance(error, kind):
+                return (f"the MLflow tracking server {server} stopped answering ({what}): start it again and rerun "
+                        f"(the runs it could not end show KILLED after the next run)")
+        waiting += [error.__cause__, error.__context__, *(a for a in error.args if isinstance(a, BaseException))]
+    return None
+
+
 def cli(main: Callable[..., None]) -> Callable[..., None]:
     """Run a stage's main(): a PipelineError becomes 'error: <message>' and
-    exit 1, as does a full disk or a denied write; Ctrl-C and SIGTERM one
+    exit 1, as do a full disk, a denied write and a tracking server gone; Ctrl-C and SIGTERM one
     line each and the shell's exit codes 130 and 143."""
 
     @functools.wraps(main)
@@ -103,7 +132,7 @@ def cli(main: Callable[..., None]) -> Callable[..., None]:
             print("error: terminated (SIGTERM)", file=sys.stderr)
             raise SystemExit(143) from None
         except Exception as error:
-            if (fault := machine_fault(error)) is None:
+            if (fault := machine_fault(error) or lost_server(error)) is None:
                 raise  # a bug: its traceback is the report
             print(f"error: {fault}", file=sys.stderr)
             raise SystemExit(1) from None

@@ -10,14 +10,16 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from urllib.parse import parse_qs
 
 import numpy as np
 import pytest
 import yaml
-from conftest import ROOT, mlflow_client, run
+from conftest import BIN, ROOT, mlflow_client, mlflow_server, run
 from PIL import Image
 
 from pipeline.analysis.strength_views import load_views
@@ -382,6 +384,56 @@ def test_track_says_in_one_line_when_the_store_is_unreachable(built_project):
     assert result.returncode == 1 and result.stderr.startswith(
         "error: cannot reach the MLflow tracking store at http://127.0.0.1:9"), result.stderr
     assert len(result.stderr.splitlines()) == 1
+
+
+def seed_runs(client) -> list:
+    experiment = client.get_experiment_by_name("moons")
+    return client.search_runs([experiment.experiment_id], "tags.kind = 'seed'") if experiment else []
+
+
+def test_a_tracking_server_killed_mid_track_is_one_line_and_its_runs_end_killed(built_project, tmp_path):
+    """kill -9 of a real `mlflow server` while track logs to it: one line
+    naming the server, exit 1, no tracked.json; once the server is back, the
+    next track ends the runs the dead one left RUNNING as KILLED."""
+    from mlflow import MlflowClient
+
+    from pipeline.tracking.owners import KILLED
+
+    store = f"sqlite:///{tmp_path / 'server.db'}"
+    tracked = built_project / "reports/moons/tracked.json"
+    kept = tracked.read_bytes()
+    tracked.unlink()
+    environment = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    try:
+        with mlflow_server(store, tmp_path / "server.log", tmp_path, "--artifacts-destination",
+                           str(tmp_path / "artifacts")) as (url, ready, server):
+            ready()
+            track = subprocess.Popen([sys.executable, "-m", "pipeline.stages.track", "moons"], cwd=built_project,
+                                     env=environment | {"MLFLOW_TRACKING_URI": url}, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+            deadline = time.monotonic() + 120
+            while not seed_runs(MlflowClient(store)):  # logging has begun
+                assert time.monotonic() < deadline and track.poll() is None, track.communicate()
+                time.sleep(0.2)
+            os.killpg(server.pid, signal.SIGKILL)  # the server and its uvicorn workers
+            _, stderr = track.communicate(timeout=120)
+        assert track.returncode == 1 and re.fullmatch(  # refused, or reset mid-request
+            f"error: the MLflow tracking server {url} stopped answering \\(connection (refused|reset)\\): start "
+            "it again and rerun \\(the runs it could not end show KILLED after the next run\\)\n", stderr), stderr
+        assert not tracked.exists()
+        left = [r.info.run_id for r in seed_runs(MlflowClient(store)) if r.info.status == "RUNNING"]
+        assert left  # the dead server could end none of them
+        with mlflow_server(store, tmp_path / "again.log", tmp_path, "--artifacts-destination",
+                           str(tmp_path / "artifacts")) as (url, ready, _):
+            ready()
+            run([sys.executable, "-m", "pipeline.stages.track", "moons"], built_project,
+                env={"MLFLOW_TRACKING_URI": url})
+        client = MlflowClient(store)
+        assert {client.get_run(run_id).info.status for run_id in left} == {"KILLED"}
+        assert all(client.get_run(run_id).data.tags[KILLED].startswith(f"owner process {track.pid} ")
+                   for run_id in left)
+    finally:
+        tracked.write_bytes(kept)
 
 
 def test_logged_model_loads_and_has_a_signature(built_project):

@@ -87,7 +87,7 @@ def team(tmp_path_factory) -> Iterator[dict]:
     folder = tmp_path_factory.mktemp("team")
     with postgres_cluster() as database, \
             mlflow_server(database, folder / "server.log", folder, "--artifacts-destination", str(folder / "artifacts"),
-                          start_timeout=SERVER_START_TIMEOUT) as (url, ready):
+                          start_timeout=SERVER_START_TIMEOUT) as (url, ready, _):
         project = make_project(folder / "project")
         ready()
         yield {"database": database, "url": url, "project": project, "artifacts": folder / "artifacts"}

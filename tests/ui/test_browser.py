@@ -72,7 +72,7 @@ def mlflow_ui(built_project: Path, tmp_path_factory) -> Iterator[str]:
     """`mlflow server` over the pipeline's SQLite store, as the README starts
     it; it serves the runs' artifacts from their experiment's file:// location."""
     log = tmp_path_factory.mktemp("mlflow-server") / "server.log"
-    with mlflow_server(f"sqlite:///{built_project / 'mlflow.db'}", log, built_project) as (url, ready):
+    with mlflow_server(f"sqlite:///{built_project / 'mlflow.db'}", log, built_project) as (url, ready, _):
         ready()
         yield url
 

@@ -62,6 +62,7 @@ MACHINE_FAULTS = {errno.ENOSPC: ("no space left on the device", "free some space
                   errno.EACCES: ("permission denied", "make it writable (or readable) and rerun"),
                   errno.EPERM: ("operation not permitted", "make it writable and rerun")}
 SQLITE_FULL = "database or disk is full"  # SQLite's own words (sqlite3.OperationalError, wrapped by SQLAlchemy)
+SQLITE_CORRUPT = "database disk image is malformed"  # a store damaged after it was checked (tracking.store)
 
 
 def machine_fault(error: BaseException) -> str | None:
@@ -75,6 +76,8 @@ def machine_fault(error: BaseException) -> str | None:
             return f"{what}" + (f": {error.filename}" if error.filename else "") + f" ({remedy})"
         if SQLITE_FULL in str(error):
             return f"no space left on the device for the MLflow store ({MACHINE_FAULTS[errno.ENOSPC][1]})"
+        if SQLITE_CORRUPT in str(error):
+            return "the MLflow store is damaged (database disk image is malformed): move it aside to start a new store"
         error = error.__cause__ or error.__context__
     return None
 

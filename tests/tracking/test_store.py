@@ -40,3 +40,37 @@ def test_a_store_that_is_not_a_database_is_called_that_not_unreachable(tmp_path,
         connect()
     assert str(caught.value) == (f"the MLflow store {store} is not an SQLite database (corrupt, or another file): "
                                  "move it aside to start a new store, or set MLFLOW_TRACKING_URI")
+
+
+def test_a_store_damaged_mid_file_is_found_before_any_run_and_named(tmp_path, monkeypatch):
+    """Bytes overwritten in the middle of a real store (its header intact, so
+    it reads as SQLite): connect() says it is damaged instead of MLflow
+    failing at the first page it reaches, mid-run; damage found later still
+    is one line (cli)."""
+    import sqlite3
+
+    from pipeline.core.errors import machine_fault
+
+    store = tmp_path / "mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+    client = connect()
+    experiment = client.create_experiment("damaged", artifact_location=(tmp_path / "artifacts").as_uri())
+    for _ in range(200):  # enough rows for tables of several pages
+        client.set_tag(client.create_run(experiment).info.run_id, "note", "x" * 200)
+    connect()  # intact: no complaint
+    page = sqlite3.connect(store).execute("PRAGMA page_size").fetchone()[0]
+    data = bytearray(store.read_bytes())
+    middle = len(data) // page // 2 * page
+    data[middle:middle + page] = b"\xff" * page  # one page in the middle, overwritten
+    store.write_bytes(data)
+    with pytest.raises(PipelineError) as caught:
+        connect()
+    assert str(caught.value).startswith(f"the MLflow store {store} is damaged (SQLite: ")
+    assert str(caught.value).endswith(f"): move it aside to start a new store (`sqlite3 mlflow.db .recover` saves "
+                                      "what it can), or set MLFLOW_TRACKING_URI")
+    data[page:] = b"\xff" * (len(data) - page)  # every page but the schema's: any table read meets damage
+    store.write_bytes(data)
+    with pytest.raises(sqlite3.DatabaseError) as reading:  # what MLflow would meet
+        sqlite3.connect(store).execute("SELECT * FROM runs").fetchall()
+    assert machine_fault(reading.value) == (
+        "the MLflow store is damaged (database disk image is malformed): move it aside to start a new store")

@@ -16,7 +16,8 @@ from pipeline.core.errors import PipelineError
 from pipeline.data.splits import Splits
 from pipeline.engine.module import BatchTraining
 from pipeline.engine.network import StackedLinear, StackedNetwork, as_tensors, make_network
-from pipeline.engine.progress import StepLines, StepProgressBar
+from pipeline.engine.progress import LONG_SECONDS, StepLines, StepProgressBar
+from pipeline.engine.size import check_fits
 from pipeline.techniques import Batch, RecipeConfig
 
 for _name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch"):
@@ -65,7 +66,8 @@ def fit(members: list[Member], model: ModelConfig, trainer: TrainerConfig, split
     """Train one network per member; a network's result depends only on its own
     member, data and config, not on the others, and is the same bit for bit
     on the same machine. progress shows the steps done on stdout: "bar" (a
-    terminal), "lines" (a log), None (DVC stages). weight_steps: the steps at
+    terminal), "lines" (a log), "long" (lines once training has lasted
+    LONG_SECONDS: DVC stages), None (nothing). weight_steps: the steps at
     which every network's state is recorded (0 is before the first). The
     networks train on trainer.accelerator's device and come back on the CPU."""
     check_accelerator(trainer)
@@ -81,7 +83,8 @@ def fit(members: list[Member], model: ModelConfig, trainer: TrainerConfig, split
         max_epochs=math.ceil(trainer.max_steps / trainer.eval_every),  # an epoch is eval_every steps
         logger=False,
         callbacks=[*callbacks, *{"bar": [StepProgressBar(trainer.max_steps)],
-                                 "lines": [StepLines(trainer.max_steps)]}.get(progress, [])],
+                                 "lines": [StepLines(trainer.max_steps)],
+                                 "long": [StepLines(trainer.max_steps, LONG_SECONDS)]}.get(progress, [])],
         enable_checkpointing=False,
         enable_progress_bar=progress == "bar",
         enable_model_summary=False,
@@ -95,6 +98,10 @@ def fit(members: list[Member], model: ModelConfig, trainer: TrainerConfig, split
     device = lightning.strategy.root_device
     batch = Batch(seeds=tuple(m.seed for m in members), n_features=splits.n_features, hidden=tuple(model.hidden),
                   n_train=len(splits.y["train"]), dtype=dtype, image_shape=splits.image_shape, device=device)
+    outputs = 1 if splits.n_classes == 2 else splits.n_classes
+    if device.type == "cpu":  # a GPU's memory is its own
+        check_fits(batch.k, [batch.n_features, *batch.hidden, outputs], batch.n_train, trainer.batch_size,
+                   dtype.itemsize, len(weight_steps))
     try:
         torch.utils.deterministic.fill_uninitialized_memory = False
         net, techniques = make_network(batch, splits.n_classes, model, [m.recipe for m in members])

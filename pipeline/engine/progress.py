@@ -1,6 +1,8 @@
 """How far training has got, on stdout: a bar on a terminal, plain lines in a
-log. Both count optimizer steps up to trainer.max_steps and say how long is
-left; they advance by eval_every steps, the engine's unit of work."""
+log, and in a DVC stage lines only once training has lasted a while (most
+take a second or two; 1 000 seeds take minutes). All count optimizer steps up
+to trainer.max_steps and say how long is left; they advance by eval_every
+steps, the engine's unit of work."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from pytorch_lightning.callbacks.progress.tqdm_progress import Tqdm
 from tqdm import tqdm
 
 LINES = 10  # a log gets a line each tenth of the steps
+LONG_SECONDS = 10.0  # a DVC stage's training says how far it is once it has lasted this long
 
 
 class StepProgressBar(TQDMProgressBar):
@@ -46,12 +49,12 @@ class StepProgressBar(TQDMProgressBar):
 class StepLines(pl.Callback):
     """`training: 300/1000 steps (30%), 00:01 elapsed, 00:03 left`, a line
     each time another tenth of the steps is done, and one where training
-    stopped if a rule stopped it early."""
+    stopped if a rule stopped it early; none before after_seconds have passed."""
 
     FORMAT = "training: {n_fmt}/{total_fmt} steps ({percentage:.0f}%), {elapsed} elapsed, {remaining} left"
 
-    def __init__(self, max_steps: int):
-        self.max_steps, self.started, self.shown = max_steps, 0.0, 0
+    def __init__(self, max_steps: int, after_seconds: float = 0.0):
+        self.max_steps, self.after_seconds, self.started, self.shown = max_steps, after_seconds, 0.0, 0
 
     def on_train_start(self, *_) -> None:
         self.started, self.shown = time.monotonic(), 0
@@ -67,5 +70,7 @@ class StepLines(pl.Callback):
             self.show(pl_module.steps)
 
     def show(self, steps: int) -> None:
+        if time.monotonic() - self.started < self.after_seconds:
+            return
         meter = tqdm.format_meter(steps, self.max_steps, time.monotonic() - self.started, bar_format=self.FORMAT)
         print(meter, flush=True)

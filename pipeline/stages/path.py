@@ -46,7 +46,7 @@ def run_path(name: str, params: PipelineConfig, splits: Splits, directory: Path,
     swept = f"{path.sweep}.{technique.sweeps}"
     members = [Member(seed, path.recipe_at(value), label=f"{swept} {value:g}, seed {seed}")
                for value in path.values for seed in params.seeds]
-    training = train(members, params.model, params.trainer, splits, boundaries=False)
+    training = train(members, params.model, params.trainer, splits, progress="long", boundaries=False)
     trained, threshold = training.trained, params.analysis.sparsity_threshold
     documents, _ = evaluate(trained.net, splits, threshold)
     table = rows(path.values, params.seeds, documents, technique.statistic,

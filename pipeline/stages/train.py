@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> None:
     params.dataset(args.dataset)
     recipe = params.recipe(args.recipe)
     splits = load_splits(args.dataset)
-    training = train([Member(seed, recipe) for seed in params.seeds], params.model, params.trainer, splits)
+    training = train([Member(seed, recipe) for seed in params.seeds], params.model, params.trainer, splits,
+                     progress="long")
 
     result = training.result
     outputs = [path(args.dataset, args.recipe)

@@ -1,6 +1,7 @@
-"""fit()'s progress, which only the ad-hoc run turns on: one bar of optimizer
-steps on a terminal, although Lightning sees one batch of eval_every steps per
-epoch; plain lines in a log. Both say how long is left."""
+"""fit()'s progress: one bar of optimizer steps on a terminal, although
+Lightning sees one batch of eval_every steps per epoch; plain lines in a log
+(the ad-hoc run); in DVC stages, lines only once training has lasted a while.
+All say how long is left."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sklearn.datasets import make_moons
 from pipeline.config import ModelConfig, TrainerConfig
 from pipeline.data.splits import Splits
 from pipeline.engine.fit import Member, fit
+from pipeline.engine.progress import StepLines
 from pipeline.techniques import RecipeConfig
 
 TINY = ModelConfig(hidden=[4], activation="relu", init="he")
@@ -46,3 +48,14 @@ def test_a_log_gets_a_line_each_tenth_of_the_steps_with_the_time_left(capsys):
 def test_fit_shows_no_bar_unless_asked(capsys):
     fit([Member(0, RecipeConfig())], TINY, TRAINER, splits())
     assert capsys.readouterr().out == ""
+
+
+def test_a_dvc_stage_says_how_far_it_is_only_once_training_has_lasted_a_while(capsys):
+    """A stage's training of a few seconds adds no lines to `dvc repro`'s
+    output; one of minutes (1 000 seeds) says how far it is."""
+    trainer = TRAINER.model_copy(update={"max_steps": 100})
+    fit([Member(0, RecipeConfig())], TINY, trainer, splits(), progress="long")
+    assert capsys.readouterr().out == ""  # milliseconds: below LONG_SECONDS
+    for wait, shown in ((1e9, 0), (0.0, 10)):
+        fit([Member(0, RecipeConfig())], TINY, trainer, splits(), callbacks=[StepLines(100, after_seconds=wait)])
+        assert len(capsys.readouterr().out.splitlines()) == shown

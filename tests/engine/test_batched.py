@@ -134,7 +134,7 @@ def reference(net, before: dict, k: int, seen: dict) -> list[nn.Module]:
 
 
 def closed_form_penalty(recipe: RecipeConfig, linears: list[nn.Linear], m: int) -> torch.Tensor:
-    """The penalties as the README writes them: strength/m * sum |W| (L1),
+    """The penalties as docs/recipes.md writes them: strength/m * sum |W| (L1),
     strength/(2m) * sum W^2 (L2), both for elastic net."""
     def matrices(include_bias):
         return [[layer.weight, layer.bias] if include_bias else [layer.weight] for layer in linears]

@@ -135,7 +135,7 @@ def test_dvc_views_fit_a_terminal(built_project):
     assert json.dumps(shown).count('"l2"') == 1  # one metrics file, one column per recipe
     compact_view = (r"(datasets|paths|suite|model|trainer|analysis|report|landscapes)\.|(data|metrics|models|pipeline|plots)"
                     r"(/|$)|reports/(\w+/(paths|figures|summary\.\w+)|landscapes)$")
-    assert compact_view in (ROOT / "README.md").read_text()  # the command the README gives
+    assert compact_view in (ROOT / "docs/parameters.md").read_text()  # the command the docs give
     header = run(["dvc", "exp", "show", "--csv", "--drop", compact_view], built_project).stdout.splitlines()[0]
     assert header.split(",")[5:] == ["baseline", "l2", "seeds"], header  # each recipe's test accuracy, the seeds
     plots = json.loads(run(["dvc", "plots", "show", "--json"], built_project).stdout)
@@ -470,10 +470,11 @@ def test_override_reruns_only_the_recipe_that_uses_it(built_project):
     shown = json.loads(run(["dvc", "exp", "show", "--json"], built_project).stdout)
     assert "0.3" in json.dumps(shown)  # the experiment is listed with its param
     assert "test_accuracy" in json.dumps(shown)
-    # The README's comparison of experiments fits a terminal of 80 columns, no column cut ("…"), and shows
-    # the param set and the recipe whose test accuracy moved (l2's, here), nothing else.
-    compare = re.search(r"^(dvc exp show --only-changed --drop '[^']+')", (ROOT / "README.md").read_text(), re.M)
-    assert compare, "the README gives no `dvc exp show --only-changed --drop ...` command"
+    # The docs' comparison of experiments (Changing parameters) fits a terminal of 80 columns, no column cut
+    # ("…"), and shows the param set and the recipe whose test accuracy moved (l2's, here), nothing else.
+    compare = re.search(r"^(dvc exp show --only-changed --drop '[^']+')", (ROOT / "docs/parameters.md").read_text(),
+                        re.M)
+    assert compare, "docs/parameters.md gives no `dvc exp show --only-changed --drop ...` command"
     table = run([*shlex.split(compare.group(1)), "--no-pager"], built_project, env={"COLUMNS": "80"}).stdout
     lines = table.splitlines()
     assert max(map(len, lines)) <= 80 and "…" not in table, table

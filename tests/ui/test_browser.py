@@ -1,13 +1,13 @@
 """What a user sees in a browser, in a real headless Chromium, after a real,
 small `dvc repro` (moons; the whole suite of recipes, seeds 0 and 1, one
-path): MLflow's UI over the store it filled, as the README's "Comparing in
-the MLflow UI" promises, starting from the link `dvc repro` prints, with
+path): MLflow's UI over the store it filled, as "Comparing in the MLflow UI"
+(docs/tracking.md) promises, starting from the link `dvc repro` prints, with
 every click counted; and the page `dvc plots show` writes, with no network.
 
 The selectors follow MLflow's UI of the installed version (see the hooks
 below); an MLflow upgrade that moves them fails here first, not in a user's
-hands. `UPDATE_SCREENSHOTS=1 pytest tests/ui` rewrites the README's
-screenshots in docs/ui/; otherwise they go to a temporary folder.
+hands. `UPDATE_SCREENSHOTS=1 pytest tests/ui` rewrites the screenshots that
+docs/tracking.md shows, in docs/ui/; otherwise they go to a temporary folder.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ KNOWN_FAILURE = "/ajax-api/2.0/mlflow/users/current"
 # Chromium's report that a layout took two frames (MLflow's charts resizing on a busy machine): no fault.
 BENIGN_CONSOLE = "ResizeObserver loop completed with undelivered notifications"
 
-# MLflow 3.17's UI: the hooks this test (and the README's walk) relies on.
+# MLflow 3.17's UI: the hooks this test (and the docs' walk, docs/tracking.md) relies on.
 CHART_SEARCH = "Search metric charts"  # placeholder of the chart view's (and run page's) chart filter
 CARD = '[data-testid="experiment-view-compare-runs-card"]'
 TABLE_VIEW = 'label:has(input[name="runs-view-mode"][value="TABLE"])'  # the runs page's Table | Chart switch
@@ -69,8 +69,8 @@ def built_project(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def mlflow_ui(built_project: Path, tmp_path_factory) -> Iterator[str]:
-    """`mlflow server` over the pipeline's SQLite store, as the README starts
-    it; it serves the runs' artifacts from their experiment's file:// location."""
+    """`mlflow server` over the pipeline's SQLite store, as docs/tracking.md
+    starts it; it serves the runs' artifacts from their experiment's file:// location."""
     log = tmp_path_factory.mktemp("mlflow-server") / "server.log"
     with mlflow_server(f"sqlite:///{built_project / 'mlflow.db'}", log, built_project) as (url, ready, _):
         ready()

@@ -123,7 +123,7 @@ def test_a_parallel_sweep_runs_one_job_per_recipe_nested_under_one_run(project):
 def _endless_parallel_sweep(project) -> tuple[subprocess.Popen, list[int]]:
     """A joblib sweep of two jobs (two seeds each) training until stopped, once
     its four runs are RUNNING; and its job processes' pids (the runs' owners)."""
-    from pipeline.tracking.owners import OWNER
+    from pipeline.tracking.owners import OWNER, fields
 
     environment = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     environment.pop("MLFLOW_TRACKING_URI", None)
@@ -137,7 +137,7 @@ def _endless_parallel_sweep(project) -> tuple[subprocess.Popen, list[int]]:
         experiment = client.get_experiment_by_name("adhoc-sweeps")
         runs = client.search_runs([experiment.experiment_id], "tags.kind = 'seed'") if experiment else []
         if len(runs) == 4 and {r.info.status for r in runs} == {"RUNNING"}:
-            return sweep, sorted({int(dict(f.split("=") for f in r.data.tags[OWNER].split())["pid"]) for r in runs})
+            return sweep, sorted({int(fields(r.data.tags[OWNER])["pid"]) for r in runs})
         time.sleep(0.5)
     sweep.kill()
     raise AssertionError(f"the sweep never trained: {sweep.communicate()}")

@@ -1,6 +1,7 @@
 """Atomic file writes: write to a temporary file beside the target, then rename,
 so a killed stage never leaves a half-written file that DVC would accept;
-and a stage's outputs written as a set, all or none."""
+a stage's outputs written as a set, all or none; and a JSON output read back
+by a later stage, or one line saying it is missing or corrupt."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+
+from pipeline.core.errors import PipelineError
 
 
 @contextlib.contextmanager
@@ -38,6 +41,16 @@ def write_text(target: str | Path, text: str) -> None:
 
 def write_json(target: str | Path, data: object) -> None:
     write_text(target, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: Path, remedy: str = "run dvc repro", optional: bool = False) -> dict | None:
+    """The JSON file at path; None if optional and not written (a stage writes some files for some recipes only)."""
+    if optional and not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise PipelineError(f"{path} is missing or corrupt: {remedy}") from None
 
 
 def write_npz(target: str | Path, **arrays) -> None:

@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Callable
+from typing import Callable, Iterator
 
 
 class PipelineError(Exception):
@@ -65,12 +65,24 @@ SQLITE_FULL = "database or disk is full"  # SQLite's own words (sqlite3.Operatio
 SQLITE_CORRUPT = "database disk image is malformed"  # a store damaged after it was checked (tracking.store)
 
 
+def causes(error: BaseException) -> Iterator[BaseException]:
+    """error, what it was raised from or during, and what it holds (urllib3 keeps the socket's error in its
+    args): a library's exception wraps the fault that counts."""
+    seen: set[int] = set()
+    waiting = [error]
+    while waiting:
+        error = waiting.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        yield error
+        waiting += [*(a for a in error.args if isinstance(a, BaseException)), error.__context__, error.__cause__]
+
+
 def machine_fault(error: BaseException) -> str | None:
     """The disk or permission fault behind error (it, or what it was raised
     from), as one line; None when there is none."""
-    seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
+    for error in causes(error):
         if isinstance(error, OSError) and error.errno in MACHINE_FAULTS:
             what, remedy = MACHINE_FAULTS[error.errno]
             return f"{what}" + (f": {error.filename}" if error.filename else "") + f" ({remedy})"
@@ -78,7 +90,6 @@ def machine_fault(error: BaseException) -> str | None:
             return f"no space left on the device for the MLflow store ({MACHINE_FAULTS[errno.ENOSPC][1]})"
         if SQLITE_CORRUPT in str(error):
             return "the MLflow store is damaged (database disk image is malformed): move it aside to start a new store"
-        error = error.__cause__ or error.__context__
     return None
 
 
@@ -95,18 +106,11 @@ def lost_server(error: BaseException) -> str | None:
     server = os.environ.get("MLFLOW_TRACKING_URI", "")
     if not server.startswith(("http://", "https://")):
         return None
-    seen: set[int] = set()
-    waiting = [error]
-    while waiting:  # what it was raised from, and what it holds (urllib3 keeps the socket's error in its args)
-        error = waiting.pop()
-        if error is None or id(error) in seen:
-            continue
-        seen.add(id(error))
+    for error in causes(error):
         for kind, what in LOST_CONNECTION.items():
             if isinstance(error, kind):
                 return (f"the MLflow tracking server {server} stopped answering ({what}): start it again and rerun "
                         f"(the runs it could not end show KILLED after the next run)")
-        waiting += [error.__cause__, error.__context__, *(a for a in error.args if isinstance(a, BaseException))]
     return None
 
 

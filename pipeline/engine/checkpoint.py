@@ -36,12 +36,11 @@ class Trained:
 
     def with_state(self, state: dict[str, torch.Tensor]) -> StackedNetwork:
         """The same K networks with another state loaded (one the engine recorded during training)."""
-        net, _ = make_network(self.batch, self.net.n_classes, self.model, self.recipes)
-        net.load_state_dict(state)
-        return net.eval()
+        return self.subset(list(range(len(self.seeds))), state)
 
-    def subset(self, members: list[int]) -> StackedNetwork:
-        """Those networks, stacked in that order. Their recipes must shape the
+    def subset(self, members: list[int], state: dict[str, torch.Tensor] | None = None) -> StackedNetwork:
+        """Those networks, stacked in that order, in their trained state or in
+        `state` (one of the whole batch's). Their recipes must shape the
         same layers as the whole batch's (a batch has a dropout layer if any
         of its networks drops units): members of one recipe, or a selection
         that keeps every recipe of the batch."""
@@ -50,7 +49,7 @@ class Trained:
                       image_shape=self.batch.image_shape)
         net, _ = make_network(batch, self.net.n_classes, self.model, [self.recipes[k] for k in members])
         chosen = torch.as_tensor(members)
-        net.load_state_dict({name: value[chosen] for name, value in self.net.state_dict().items()})
+        net.load_state_dict({name: value[chosen] for name, value in (state or self.net.state_dict()).items()})
         return net.eval()
 
 

@@ -20,7 +20,6 @@ weight histogram together).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +33,7 @@ from pipeline.analysis.strength_views import load_views
 from pipeline.analysis.summary import markdown, selected_on_dev, summarize
 from pipeline.analysis.web_page import web_page
 from pipeline.config import PipelineConfig, load_params
-from pipeline.core.atomic import atomic_dir, write_json, write_text
+from pipeline.core.atomic import atomic_dir, read_json, write_json, write_text
 from pipeline.core.errors import PipelineError, cli
 from pipeline.core.paths import (dropout_at_test_time_path, landscapes_dir, loss_landscape_path, metrics_path,
                                  model_path, path_table, report_dir, snapshots_dir, strength_views_dir,
@@ -51,11 +50,7 @@ def read_metrics(dataset: str, params: PipelineConfig) -> dict[str, list[dict]]:
     metrics: dict[str, list[dict]] = {}
     for recipe in params.compared():
         for seed in params.seeds:
-            path = metrics_path(dataset, recipe, seed)
-            try:
-                metrics.setdefault(recipe, []).append(json.loads(path.read_text()))
-            except (OSError, ValueError):
-                raise PipelineError(f"{path} is missing or corrupt: run dvc repro") from None
+            metrics.setdefault(recipe, []).append(read_json(metrics_path(dataset, recipe, seed)))
     return metrics
 
 
@@ -138,21 +133,11 @@ def explore_section(dataset: str, params: PipelineConfig, weights: dict[str, dic
     return interactive.fragment(sliders)
 
 
-def read_if_written(path: Path) -> dict | None:
-    """A JSON file evaluate writes for some recipes only (None where it did not)."""
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except ValueError:
-        raise PipelineError(f"{path} is corrupt: rerun the evaluate stage") from None
-
-
 def loss_landscape_figure(directory: Path, dataset: str, recipes: list[str]) -> list[str]:
     """Every recipe's loss slices side by side (none when analysis.loss_landscape
     has no points): the figure's path relative to the report, in a list."""
-    slices = {recipe: found for recipe in recipes
-              if (found := read_if_written(loss_landscape_path(dataset, recipe))) is not None}
+    slices = {recipe: found for recipe in recipes if (found := read_json(
+              loss_landscape_path(dataset, recipe), "rerun the evaluate stage", optional=True)) is not None}
     if not slices:
         return []
     seed = next(iter(slices.values()))["network_seed"]
@@ -165,8 +150,8 @@ def dropout_figure(directory: Path, dataset: str, recipes: list[str]) -> tuple[s
     """The recipes with dropout, predicting by weight scaling, Monte Carlo
     dropout and their seeds' ensemble: the figure's path relative to the
     report (None without such recipes), and the summary per recipe."""
-    documents = {recipe: found for recipe in recipes
-                 if (found := read_if_written(dropout_at_test_time_path(dataset, recipe))) is not None}
+    documents = {recipe: found for recipe in recipes if (found := read_json(
+                 dropout_at_test_time_path(dataset, recipe), "rerun the evaluate stage", optional=True)) is not None}
     if not documents:
         return None, {}
     summary = dropout_at_test_time.summarize(documents)

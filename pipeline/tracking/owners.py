@@ -80,13 +80,18 @@ def owner_tag() -> dict[str, str]:
     return {OWNER: " ".join(f"{key}={value}" for key, value in owner.items())} if owner else {}
 
 
+def fields(tag: str | None) -> dict[str, str]:
+    """An owner tag's fields (host, machine, boot, pidns, pid, start); raises ValueError if it is not one."""
+    return dict(part.split("=", 1) for part in (tag or "").split())
+
+
 def why_killed(tag: str | None, here: dict[str, str]) -> str | None:
     """Why the run with this owner tag is to be ended KILLED; None if its
     owner lives, may live, or cannot be seen from here (another machine or
     container), or if it has no owner (a run from before owners were
     recorded)."""
     try:
-        owner = dict(part.split("=", 1) for part in (tag or "").split())
+        owner = fields(tag)
         pid, host = owner["pid"], owner["host"]
         if (host, owner["machine"]) != (here["host"], here["machine"]):
             return None
@@ -102,7 +107,7 @@ def why_killed(tag: str | None, here: dict[str, str]) -> str | None:
 def lives_here(tag: str, here: dict[str, str]) -> bool:
     """The owner is a live process of this machine, boot and PID namespace."""
     try:
-        owner = dict(part.split("=", 1) for part in tag.split())
+        owner = fields(tag)
         return (all(owner[key] == here[key] for key in ("host", "machine", "boot", "pidns"))
                 and started(int(owner["pid"])) == owner["start"])
     except (KeyError, ValueError):

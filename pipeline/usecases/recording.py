@@ -15,7 +15,6 @@ into any store (a new mlflow.db, a team server) at any time. The stored view
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
@@ -32,6 +31,7 @@ from pipeline.analysis.weights import STATISTICS, statistics_during_training
 from pipeline.analysis.weights_over_training import FIGURES
 from pipeline.config import PARAMS_FILE, PipelineConfig
 from pipeline.core.errors import PipelineError
+from pipeline.core.atomic import read_json
 from pipeline.core.paths import (figures_dir, history_path, landscapes_dir, metrics_path, model_path, path_table,
                                  report_dir, snapshots_dir, strength_views_dir, weights_path)
 from pipeline.data.splits import Splits, checksum
@@ -46,13 +46,6 @@ from pipeline.tracking.views import BOUNDARY, LANDSCAPE, comparison_view, path_m
 from pipeline.usecases.training import load_snapshots, load_weights
 
 REPORT_FILES = ("summary.md", "summary.json")
-
-
-def read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        raise PipelineError(f"{path} is missing or corrupt: run dvc repro") from None
 
 
 def artifact_links(page: str, run_id: str) -> str:

@@ -66,7 +66,7 @@ def test_a_store_damaged_mid_file_is_found_before_any_run_and_named(tmp_path, mo
     with pytest.raises(PipelineError) as caught:
         connect()
     assert str(caught.value).startswith(f"the MLflow store {store} is damaged (SQLite: ")
-    assert str(caught.value).endswith(f"): move it aside to start a new store (`sqlite3 mlflow.db .recover` saves "
+    assert str(caught.value).endswith("): move it aside to start a new store (`sqlite3 mlflow.db .recover` saves "
                                       "what it can), or set MLFLOW_TRACKING_URI")
     data[page:] = b"\xff" * (len(data) - page)  # every page but the schema's: any table read meets damage
     store.write_bytes(data)

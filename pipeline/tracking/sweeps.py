@@ -14,15 +14,18 @@ A sweep's runs go to one experiment, ``adhoc-sweeps``, so that a sweep over
 datasets still has one parent; the `dataset` tag tells its runs apart.
 
 A job in a process the launcher started (joblib's workers, submitit_local's
-jobs) dies with the launcher, even when it is killed outright; a launcher
-stopped by Ctrl-C or SIGTERM ends its jobs' runs that their killed processes
-left RUNNING (joblib kills its workers with SIGKILL).
+jobs) dies with the launcher, even when it is killed outright: by SIGKILL,
+since a joblib worker that handled SIGTERM went on waiting minutes for its
+dead launcher's next job; the next run of the project ends its runs KILLED
+(owners). A launcher stopped by Ctrl-C or SIGTERM ends the runs that its
+jobs' killed processes left RUNNING (joblib kills its workers with SIGKILL).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -68,7 +71,7 @@ class SweepRun(Callback):
             return
         os.environ[SWEEP_RUN_VARIABLE] = self.run_id
         if os.getpid() != self.launcher and os.getppid() == self.launcher:  # a worker the launcher started
-            die_with_parent()
+            die_with_parent(signal.SIGKILL)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.run_id is None:

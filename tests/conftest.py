@@ -160,6 +160,16 @@ def serve_directory(root: Path):
         thread.join(timeout=5)
 
 
+def gone(*pids: int, within: float) -> bool:
+    """Whether every one of these processes has ended within that many seconds."""
+    deadline = time.monotonic() + within
+    while any(Path(f"/proc/{pid}").exists() for pid in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind((LOOPBACK, 0))

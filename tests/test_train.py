@@ -14,7 +14,7 @@ import sys
 import time
 
 import pytest
-from conftest import BIN, make_project, mlflow_client, run
+from conftest import BIN, gone, make_project, mlflow_client, run
 
 RUN_URL = re.compile(r"http://127\.0\.0\.1:5000/#/experiments/(\w+)/runs/(\w+)")
 FAST = ["trainer.max_steps=20", "trainer.eval_every=10"]
@@ -143,15 +143,6 @@ def _endless_parallel_sweep(project) -> tuple[subprocess.Popen, list[int]]:
     raise AssertionError(f"the sweep never trained: {sweep.communicate()}")
 
 
-def _gone(pids: list[int], within: float) -> bool:
-    deadline = time.monotonic() + within
-    while any(os.path.exists(f"/proc/{pid}") for pid in pids):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
-
-
 def test_a_stopped_parallel_sweep_leaves_no_process_and_no_run_running(project, tmp_path):
     """Ctrl-C: joblib kills its workers outright, and the launcher ends their
     runs KILLED, saying why (they stayed RUNNING). kill -9 of the launcher:
@@ -168,13 +159,13 @@ def test_a_stopped_parallel_sweep_leaves_no_process_and_no_run_running(project, 
     assert parent.info.status == "FAILED"
     assert sorted(r.info.status for r in runs) == ["KILLED"] * 4
     assert {r.data.tags[KILLED].split(" on ")[0] for r in runs} == {f"owner process {pid}" for pid in jobs}
-    assert _gone(jobs, within=10)
+    assert gone(*jobs, within=10)
 
     project = make_project(tmp_path / "second")
     sweep, jobs = _endless_parallel_sweep(project)
     sweep.kill()
     sweep.wait(timeout=60)
-    assert _gone(jobs, within=30), "the sweep's workers outlived it"
+    assert gone(*jobs, within=30), "the sweep's workers outlived it"
     parent, runs = _sweep_runs(project)
     assert {r.info.status for r in [parent, *runs]} == {"RUNNING"}  # no process could end them
     run([sys.executable, "-m", "pipeline.train", "dataset=circles", "seeds=[0]", *FAST], project)

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import BIN, mlflow_client, run
+from conftest import BIN, gone, mlflow_client, run
 
 from pipeline import warm as launcher
 from pipeline.tracking.store import opening_alone
@@ -175,15 +175,6 @@ def client_and_child(project: Path, *stage: str) -> tuple[subprocess.Popen, int]
     except BaseException:
         client.kill()  # and so, with the worker as it should be, the stage
         raise
-
-
-def gone(pid: int, within: float) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if not Path(f"/proc/{pid}").exists():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def seed_runs(project: Path) -> list[str]:

@@ -49,7 +49,7 @@ class Trained:
                       image_shape=self.batch.image_shape)
         net, _ = make_network(batch, self.net.n_classes, self.model, [self.recipes[k] for k in members])
         chosen = torch.as_tensor(members)
-        net.load_state_dict({name: value[chosen] for name, value in (state or self.net.state_dict()).items()})
+        net.load_state_dict({name: value[chosen] for name, value in (self.net.state_dict() if state is None else state).items()})
         return net.eval()
 
 

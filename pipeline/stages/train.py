@@ -40,14 +40,14 @@ def main(argv: list[str] | None = None) -> None:
     result = training.result
     outputs = [path(args.dataset, args.recipe)
                for path in (model_path, training_record_path, history_path, weights_path, snapshots_dir)]
+    model, record, history, weights, snapshots = outputs
     with all_or_none(*outputs):
-        checkpoint.save(training.trained, model_path(args.dataset, args.recipe))
-        write_json(training_record_path(args.dataset, args.recipe),
-                   {str(seed): {"steps": steps, **figures} for seed, steps, figures
-                    in zip(params.seeds, result.steps, result.figures)})
-        checkpoint.save_curves(history_path(args.dataset, args.recipe), params.seeds, result.curves)
-        save_weights(weights_path(args.dataset, args.recipe), training.weights)
-        save_snapshots(snapshots_dir(args.dataset, args.recipe), params.seeds, training.snapshots)
+        checkpoint.save(training.trained, model)
+        write_json(record, {str(seed): {"steps": steps, **figures} for seed, steps, figures
+                            in zip(params.seeds, result.steps, result.figures)})
+        checkpoint.save_curves(history, params.seeds, result.curves)
+        save_weights(weights, training.weights)
+        save_snapshots(snapshots, params.seeds, training.snapshots)
     print(f"train {args.dataset}/{args.recipe}: seeds {', '.join(map(str, params.seeds))}, "
           f"{', '.join(map(str, sorted(set(result.steps))))} steps")
 

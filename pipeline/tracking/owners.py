@@ -114,13 +114,15 @@ def lives_here(tag: str, here: dict[str, str]) -> bool:
         return False
 
 
-def owned_running(client, experiment_ids: list[str]) -> list[tuple[str, str]]:
-    """(run id, owner tag) of the experiments' RUNNING runs that have an owner.
-    One search (one page: 1 000 runs; more are left to later processes);
-    deleted runs too, so that a restored run does not come back RUNNING."""
+def owned_running(client, experiment_ids: list[str], among: str = "") -> list[tuple[str, str]]:
+    """(run id, owner tag) of the experiments' RUNNING runs that have an owner
+    (and match the filter `among`, if given). One search (one page: 1 000
+    runs; more are left to later processes); deleted runs too, so that a
+    restored run does not come back RUNNING."""
     from mlflow.entities import ViewType
 
-    runs = client.search_runs(experiment_ids, "attributes.status = 'RUNNING'", run_view_type=ViewType.ALL)
+    query = "attributes.status = 'RUNNING'" + (f" and {among}" if among else "")
+    runs = client.search_runs(experiment_ids, query, run_view_type=ViewType.ALL)
     return [(run.info.run_id, run.data.tags[OWNER]) for run in runs if OWNER in run.data.tags]
 
 
@@ -157,18 +159,15 @@ def end_orphans(client) -> list[str]:
             if end_if_orphaned(client, run_id, tag, here)]
 
 
-def end_when_gone(client, run_ids: list[str], within: float) -> list[str]:
-    """End KILLED those of the runs still RUNNING whose owner on this machine
-    ends within `within` seconds (a sweep's jobs its launcher just stopped);
-    runs whose owner lives on, or lives elsewhere, are left to it."""
+def end_when_gone(client, running: list[tuple[str, str]], within: float) -> list[str]:
+    """End KILLED those of the running runs, (run id, owner tag) as
+    owned_running gives them, whose owner on this machine ends within
+    `within` seconds (a sweep's jobs its launcher just stopped); runs whose
+    owner lives on, or lives elsewhere, are left to it."""
     if (here := this_process()) is None:
         return []
     ended, deadline = [], time.monotonic() + within
-    for run_id in run_ids:
-        run = client.get_run(run_id)
-        if run.info.status != "RUNNING" or OWNER not in run.data.tags:
-            continue
-        tag = run.data.tags[OWNER]
+    for run_id, tag in running:
         while lives_here(tag, here) and time.monotonic() < deadline:
             time.sleep(0.1)
         if end_if_orphaned(client, run_id, tag, here):

@@ -103,8 +103,7 @@ def failing_sweep() -> Iterator[None]:
             experiment = experiment_id(client, EXPERIMENT)
             for run_id in _open:
                 client.set_terminated(run_id, "FAILED")
-                jobs = client.search_runs([experiment], f"tags.`{PARENT}` = {quoted(run_id)} and "
-                                          "attributes.status = 'RUNNING'", max_results=50000)
-                owners.end_when_gone(client, [job.info.run_id for job in jobs], within=JOBS_GONE_SECONDS)
+                jobs = owners.owned_running(client, [experiment], f"tags.`{PARENT}` = {quoted(run_id)}")
+                owners.end_when_gone(client, jobs, within=JOBS_GONE_SECONDS)
             _open.clear()
         raise

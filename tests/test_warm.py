@@ -212,7 +212,9 @@ def test_a_stage_dies_with_the_dvc_repro_that_started_it(project):
     trained on and wrote its outputs after dvc had exited."""
     params = project / "params.yaml"
     params.write_text(params.read_text().replace("max_steps: 60", "max_steps: 100000000"))  # trains until stopped
-    environment = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    # dvc runs a stage's command with $SHELL -c; Debian's /bin/sh (dash, what dvc
+    # takes when SHELL is unset, as in CI) stays the stage's parent, where bash execs
+    environment = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "SHELL": "/bin/sh"}
     environment.pop("MLFLOW_TRACKING_URI", None)
     python = str(BIN / "python")  # what dvc.yaml's `python -m pipeline.warm` finds on PATH
     dvc = subprocess.Popen([str(BIN / "dvc"), "repro"], cwd=project, env=environment, stdout=subprocess.PIPE,
@@ -220,7 +222,7 @@ def test_a_stage_dies_with_the_dvc_repro_that_started_it(project):
     command = None
     try:
         for line in dvc.stdout:  # up to the first train stage's command
-            if line.startswith("> python -m pipeline.warm pipeline.stages.train"):
+            if line.startswith("> exec python -m pipeline.warm pipeline.stages.train"):
                 break
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not stages_of(project, python):

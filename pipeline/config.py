@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 
 import yaml
 from pydantic import (Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, StringConstraints,
-                      model_validator)
+                      ValidationError, model_validator)
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.schema import Name, Schema, Seed, validate
@@ -211,6 +211,66 @@ class AdhocConfig(Schema):
         except ValueError as error:
             raise ValueError(f"regularization.{error}") from None
         return self
+
+
+class SearchSettings(Schema):
+    """How pipeline.search looks for a strength: Optuna asks for `batch`
+    trials at once, all their seeds train as one batch, and each trial's
+    score is over its seeds."""
+
+    sweep: Name  # the technique whose value is searched (its key as a path sweeps it)
+    low: PositiveFloat
+    high: PositiveFloat
+    log: bool  # sample the value on a log scale (strengths span decades)
+    trials: PositiveInt
+    batch: PositiveInt  # trials trained together: Optuna's ask-and-tell, a batch at a time
+    # mean: the seed mean of dev accuracy; lower: the lower end of its 95%
+    # interval, which prefers a strength that is good on every seed
+    score: Literal["mean", "lower"]
+    sampler_seed: NonNegativeInt  # Optuna's TPE sampler: the same seed, the same trials
+    # Where the Optuna study is kept (a SQLAlchemy URL); None: optuna.db beside mlflow.db
+    storage: str | None = None
+
+    @model_validator(mode="after")
+    def _a_range(self):
+        if self.low >= self.high:
+            raise ValueError(f"low must be below high (got low {self.low:g}, high {self.high:g})")
+        return self
+
+
+class SearchConfig(Schema):
+    """conf/search.yaml composed with overrides: a strength search, outside DVC."""
+
+    seeds: Seeds
+    dataset_name: Name
+    dataset: DatasetConfig
+    model: ModelConfig
+    trainer: TrainerConfig
+    regularization: RecipeConfig
+    analysis: AnalysisConfig
+    search: SearchSettings
+
+    @model_validator(mode="after")
+    def _searches_the_recipe_on_dev(self):
+        _check_seeds(self.seeds)
+        if self.dataset.split.dev <= 0:
+            raise ValueError("dataset.split.dev must be above 0: a search scores its trials on the dev split")
+        try:
+            self.regularization.check(self.model.hidden, has_dev=True)
+        except ValueError as error:
+            raise ValueError(f"regularization.{error}") from None
+        try:
+            self.range()  # both ends valid values of the technique, which the recipe must have
+        except ValidationError as error:
+            raise ValueError(f"search: {error.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+        if self.search.score == "lower" and len(self.seeds) < 2:
+            raise ValueError("search.score lower needs two seeds or more: one seed has no interval")
+        return self
+
+    def range(self) -> PathConfig:
+        """The search's range as a path of two values: its recipe at any value."""
+        return PathConfig(sweep=self.search.sweep, recipe=self.regularization,
+                          values=[self.search.low, self.search.high])
 
 
 def load_params(path: Path = PARAMS_FILE) -> PipelineConfig:

@@ -34,15 +34,24 @@ def bad_config(error: Exception) -> PipelineError:
 
 def compose(config_name: str, overrides: list[str] = ()) -> dict:
     """Compose conf/<config_name>.yaml with Hydra overrides into a plain dict."""
+    return compose_choosing(config_name, overrides)[0]
+
+
+def compose_choosing(config_name: str, overrides: list[str] = ()) -> tuple[dict, dict[str, str]]:
+    """compose(), and which option of each config group it chose ({"dataset": "moons", ...})."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
-    from omegaconf import OmegaConf
+    from omegaconf import OmegaConf, open_dict
     from omegaconf.errors import OmegaConfBaseException
 
     try:
         with initialize_config_dir(str(config_dir(config_name)), version_base="1.3"):
-            return OmegaConf.to_container(hydra_compose(config_name, list(overrides)), resolve=True)
+            composed = hydra_compose(config_name, list(overrides), return_hydra_config=True)
+            choices = OmegaConf.to_container(composed.hydra.runtime.choices)
+            with open_dict(composed):
+                del composed["hydra"]
+            return OmegaConf.to_container(composed, resolve=True), choices
     except (HydraException, OmegaConfBaseException) as error:
         raise bad_config(error) from None
 

@@ -171,3 +171,22 @@ def test_the_pipeline_queue_workers_and_an_adhoc_run_log_to_a_postgresql_backed_
     assert queued == [("pipeline", "FINISHED", 2), ("recipe", "FINISHED", 4),  # baseline and l2 of each experiment
                       ("seed", "FINISHED", 4)]
     assert not (project / "mlflow.db").exists()
+
+
+def test_a_search_logs_to_the_server_and_keeps_its_study_in_its_database(team):
+    """The study goes into the server's own PostgreSQL database, in a schema
+    of its own: Optuna's and MLflow's schema versions share a table name."""
+    project, url, database = team["project"], team["url"], team["database"]
+    with psycopg.connect(database, autocommit=True) as connection:
+        connection.execute("CREATE SCHEMA optuna")
+    storage = f"{database}?options=-csearch_path%3Doptuna"
+    result = run([sys.executable, "-m", "pipeline.search", "seeds=[0,1]", "search.trials=2", "search.batch=2",
+                  f"search.storage='{storage}'"], project, {"MLFLOW_TRACKING_URI": url})
+    assert f"in {storage}" in result.stdout and f"{url}/#/experiments/" in result.stdout
+    assert query(database, "SELECT count(*) FROM optuna.trials WHERE state = 'COMPLETE'") == [(2,)]
+    runs = query(database, """
+        SELECT kind.value, r.status, count(*) FROM runs r JOIN experiments e USING (experiment_id)
+        JOIN tags kind ON kind.run_uuid = r.run_uuid AND kind.key = 'kind'
+        WHERE e.name = 'moons-search' GROUP BY 1, 2 ORDER BY 1""")
+    assert runs == [("search", "FINISHED", 1), ("trial", "FINISHED", 2)]
+    assert not (project / "optuna.db").exists()

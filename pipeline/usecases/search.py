@@ -1,0 +1,68 @@
+"""A strength search scored over seeds. Hyperparameter tools score a trial
+on one seed; here Optuna asks for a batch of trials, every seed of every
+trial trains as one batch (the engine's model axis), and each trial's score
+is the seed mean of its dev accuracy, or the lower end of that mean's 95%
+interval. Test accuracy is measured for the record, never for the choice."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pipeline.analysis.evaluation import evaluate
+from pipeline.analysis.regularization_path import by_strength, rows
+from pipeline.config import SearchConfig
+from pipeline.data.splits import Splits
+from pipeline.engine.fit import Member
+from pipeline.techniques import TECHNIQUES
+from pipeline.usecases.training import train
+
+
+@dataclass
+class Trial:
+    number: int  # Optuna's, from 0
+    value: float  # of the swept key
+    row: dict  # by_strength()'s: every measure's mean and 95% interval over seeds
+    score: float  # what Optuna maximizes
+
+
+def swept_key(config: SearchConfig) -> str:
+    """The searched value's name, as a path names it: l2.strength, dropout.keep_prob, ..."""
+    return f"{config.search.sweep}.{TECHNIQUES[config.search.sweep].sweeps}"
+
+
+def score(row: dict, kind: str) -> float:
+    dev = row["dev_accuracy"]
+    return dev["mean"] if kind == "mean" else dev["ci95_low"]
+
+
+def search(config: SearchConfig, splits: Splits, storage: str, study_name: str,
+           record: Callable[[list[Trial]], None], progress: str | None = None) -> tuple[list[Trial], Trial]:
+    """Every trial, and the best (the first of the highest score), after
+    handing each round's trials to record as they finish."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # a line per trial otherwise; ours say more
+    settings, path, key = config.search, config.range(), swept_key(config)
+    # The constant liar keeps a batch's asked trials apart: without it, TPE
+    # would propose the same region for every trial of a batch.
+    sampler = optuna.samplers.TPESampler(seed=settings.sampler_seed, constant_liar=True)
+    study = optuna.create_study(storage=storage, study_name=study_name, direction="maximize", sampler=sampler)
+    done: list[Trial] = []
+    seeds = config.seeds
+    while len(done) < settings.trials:
+        asked = [study.ask() for _ in range(min(settings.batch, settings.trials - len(done)))]
+        values = [trial.suggest_float(key, settings.low, settings.high, log=settings.log) for trial in asked]
+        members = [Member(seed, path.recipe_at(value), label=f"{key} {value:g}, seed {seed}")
+                   for value in values for seed in seeds]
+        training = train(members, config.model, config.trainer, splits, progress=progress, boundaries=False)
+        documents, _ = evaluate(training.trained.net, splits, config.analysis.sparsity_threshold)
+        table = rows(values, seeds, documents, TECHNIQUES[settings.sweep].statistic)
+        finished = []
+        for i, (trial, value) in enumerate(zip(asked, values)):
+            [row] = by_strength(table[i * len(seeds):(i + 1) * len(seeds)])  # one trial: one strength
+            finished.append(Trial(trial.number, value, row, score(row, settings.score)))
+            study.tell(trial, finished[-1].score)
+        record(finished)
+        done += finished
+    return done, done[study.best_trial.number]

@@ -19,8 +19,8 @@ import tempfile
 from pathlib import Path
 
 from pipeline.analysis import figures
-from pipeline.config import SearchConfig
-from pipeline.core.errors import cli
+from pipeline.config import PARAMS_FILE, PipelineConfig, SearchConfig, load_params
+from pipeline.core.errors import PipelineError, cli
 from pipeline.core.schema import validate
 from pipeline.data.raw import check
 from pipeline.data.splits import checksum, split
@@ -29,7 +29,7 @@ from pipeline.techniques import TECHNIQUES
 from pipeline.tracking import searches
 from pipeline.tracking.store import (common_tags, connect, experiment_id, failing, flatten, repository_root,
                                      run_url, start_runs, tracking_uri, ui_command)
-from pipeline.usecases.search import Trial, search, swept_key
+from pipeline.usecases.search import PathComparison, Trial, against_the_path, search, swept_key
 
 CONFIG_NAME = "search"
 STUDY_FILE = "optuna.db"
@@ -47,6 +47,40 @@ def estimate(row: dict, measure: str) -> str:
     e = row[measure]
     bounds = f" [{e['ci95_low']:.4f}, {e['ci95_high']:.4f}]" if e["ci95_low"] is not None else ""
     return f"{e['mean']:.4f}{bounds}"
+
+
+def pipeline_params() -> PipelineConfig | None:
+    """params.yaml, when there is a valid one: the search runs without it."""
+    try:
+        return load_params() if PARAMS_FILE.exists() else None
+    except PipelineError:
+        return None
+
+
+def stage_current(stage: str) -> bool:
+    """Whether DVC finds the stage's outputs made from its dependencies and
+    params as they are now (`dvc status STAGE` has nothing to say)."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo() as repo:
+            return not repo.status(targets=[stage])
+    except DvcException:  # no DVC repository here, or no such stage
+        return False
+
+
+def signed(estimate: dict) -> str:
+    return (f"{estimate['mean']:+.4f} [{estimate['ci95_low']:+.4f}, {estimate['ci95_high']:+.4f}]"
+            if estimate["ci95_low"] is not None else f"{estimate['mean']:+.4f}")
+
+
+def comparison(key: str, compared: PathComparison, seeds: int) -> str:
+    test = compared.test_accuracy
+    return (f"against the pipeline's {compared.path} path ({compared.path}.csv), whose dev choice is {key} = "
+            f"{compared.strength:g} (test accuracy {test['mean']:.4f} [{test['ci95_low']:.4f}, "
+            f"{test['ci95_high']:.4f}]): the search's choice minus the path's, test accuracy paired over {seeds} "
+            f"seeds, {signed(compared.difference)}")
 
 
 def choice(key: str, best: Trial, trials: int) -> str:
@@ -84,10 +118,14 @@ def main(argv: list[str] | None = None) -> None:
         summary = sorted((t.row for t in trials), key=lambda row: row["strength"])
         figures.regularization_path(figure, summary, f"{dataset}: {len(trials)} trials of {key}", key,
                                     TECHNIQUES[settings.sweep].statistic, best.value)
-        searches.log_choice(client, search_run, key, best, figure, choice(key, best, len(trials)))
+        compared = against_the_path(config, best, pipeline_params(), stage_current)
+        said = [choice(key, best, len(trials))]
+        if compared:
+            said.append(comparison(key, compared, len(config.seeds)))
+        searches.log_choice(client, search_run, key, best, figure, "\n\n".join(said), compared)
 
     uri = tracking_uri()
-    lines = [f"  {choice(key, best, len(trials))}",
+    lines = [*(f"  {line}" for line in said),
              f"  Optuna study {study!r} in {storage}",
              f"  {run_url(uri, experiment_id(client, experiment), search_run)}"]
     if command := ui_command(uri):

@@ -9,10 +9,11 @@ import math
 import numpy as np
 import optuna
 import pytest
-from conftest import in_project, make_project, mlflow_client
+from conftest import edit_yaml, in_project, make_project, mlflow_client, run
 
 from pipeline import search as search_command
 from pipeline.analysis.evaluation import evaluate
+from pipeline.analysis.regularization_path import by_strength, from_csv, select
 from pipeline.config import SearchConfig
 from pipeline.core.schema import validate
 from pipeline.data.raw import check
@@ -89,6 +90,30 @@ def test_a_search_scores_every_trial_over_its_seeds_and_logs_it_under_the_search
     assert again.info.run_id != search_run.info.run_id
     assert [float(t.data.params["l2.strength"]) for t in trials_again] == values
     assert [t.data.metrics["score"] for t in trials_again] == scores
+
+
+def test_the_choice_is_compared_with_the_pipeline_path_trained_on_the_same_networks(project, capsys):
+    """With the pipeline's l2 path run (same data, model, trainer, seeds [0, 1]
+    and recipe), the search's choice is set against the path's dev choice,
+    test accuracy paired by seed; once params.yaml no longer matches the
+    path's outputs, no comparison."""
+    run(["dvc", "repro", "path@moons"], project)
+    output, search_run, trials = searched(project, capsys, "seeds=[0,1]")
+    table = from_csv((project / "reports/moons/paths/l2.csv").read_text())
+    chosen = select(by_strength(table))
+    grid = [row["test_accuracy"] for row in table if row["strength"] == chosen["strength"]]
+    best = max(trials, key=lambda t: t.data.metrics["score"])  # the first of the highest (sorted by number)
+    metrics = search_run.data.metrics
+    assert metrics["path_choice"] == chosen["strength"]
+    assert math.isclose(metrics["test_accuracy_minus_path_mean"],
+                        best.data.metrics["test_accuracy_mean"] - np.mean(grid), abs_tol=1e-12)
+    assert (f"against the pipeline's l2 path (l2.csv), whose dev choice is l2.strength = {chosen['strength']:g}"
+            in output)
+    assert "the search's choice minus the path's, test accuracy paired over 2 seeds, " in output
+
+    edit_yaml(project / "params.yaml", lambda d: d["paths"]["l2"].update(values=[0.1, 1]))  # the path is stale
+    output, search_run, _ = searched(project, capsys, "seeds=[0,1]")
+    assert "against the pipeline's" not in output and "path_choice" not in search_run.data.metrics
 
 
 def test_the_lower_score_is_the_lower_end_of_the_seed_interval(project, tmp_path):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.tracking.runs import estimates
+from pipeline.tracking.runs import estimates, interval_points
 from pipeline.tracking.store import NOTE, log_metrics, start_runs
 
 
@@ -42,8 +42,15 @@ def log_progress(client, search_run: str, best_score: float, trials_done: int) -
     log_metrics(client, search_run, [("best_score", best_score, trials_done)])
 
 
-def log_choice(client, search_run: str, key: str, best, figure: Path, description: str) -> None:
+def log_choice(client, search_run: str, key: str, best, figure: Path, description: str, compared=None) -> None:
+    """The choice; compared (pipeline.usecases.search.PathComparison): the
+    pipeline path's dev choice, as path_choice, and the paired test accuracy
+    difference to it, as test_accuracy_minus_path_mean, _ci95_low, _ci95_high."""
     row = {name: value for name, value in best.row.items() if name != "strength"}
-    log_metrics(client, search_run, [*estimates(row), ("score", best.score, 0), (key, best.value, 0)])
+    points = [*estimates(row), ("score", best.score, 0), (key, best.value, 0)]
+    if compared:
+        points += [("path_choice", compared.strength, 0),
+                   *interval_points("test_accuracy_minus_path", compared.difference)]
+    log_metrics(client, search_run, points)
     client.log_artifact(search_run, str(figure))
     client.set_tag(search_run, NOTE, description)

@@ -10,8 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipeline.analysis.evaluation import evaluate
-from pipeline.analysis.regularization_path import by_strength, rows
-from pipeline.config import SearchConfig
+from pipeline.analysis.regularization_path import by_strength, from_csv, rows, select
+from pipeline.analysis.statistics import paired_difference
+from pipeline.config import PipelineConfig, SearchConfig
+from pipeline.core.paths import path_table
 from pipeline.data.splits import Splits
 from pipeline.engine.fit import Member
 from pipeline.techniques import TECHNIQUES
@@ -24,6 +26,7 @@ class Trial:
     value: float  # of the swept key
     row: dict  # by_strength()'s: every measure's mean and 95% interval over seeds
     score: float  # what Optuna maximizes
+    test_accuracies: list[float]  # per seed, in the config's order of seeds: for paired comparisons
 
 
 def swept_key(config: SearchConfig) -> str:
@@ -60,9 +63,44 @@ def search(config: SearchConfig, splits: Splits, storage: str, study_name: str,
         table = rows(values, seeds, documents, TECHNIQUES[settings.sweep].statistic)
         finished = []
         for i, (trial, value) in enumerate(zip(asked, values)):
-            [row] = by_strength(table[i * len(seeds):(i + 1) * len(seeds)])  # one trial: one strength
-            finished.append(Trial(trial.number, value, row, score(row, settings.score)))
+            networks = table[i * len(seeds):(i + 1) * len(seeds)]
+            [row] = by_strength(networks)  # one trial: one strength
+            finished.append(Trial(trial.number, value, row, score(row, settings.score),
+                                  [network["test_accuracy"] for network in networks]))
             study.tell(trial, finished[-1].score)
         record(finished)
         done += finished
     return done, done[study.best_trial.number]
+
+
+@dataclass
+class PathComparison:
+    path: str  # its name in params.yaml
+    strength: float  # the path's dev choice
+    test_accuracy: dict  # the path's, at that strength: mean and 95% interval over seeds
+    difference: dict  # the search's choice minus the path's, test accuracy paired by seed
+
+
+def against_the_path(config: SearchConfig, best: Trial, pipeline: PipelineConfig | None,
+                     current: Callable[[str], bool]) -> PathComparison | None:
+    """The search's choice against the dev choice of the pipeline's path over
+    the same technique, from the path stage's table, when params.yaml trains
+    that path's recipe on the same data, model, trainer and seeds (so each
+    seed's network at a strength is the very network the search would train)
+    and current(stage) finds the stage's outputs made from params.yaml as it is.
+    None otherwise."""
+    if pipeline is None or pipeline.datasets.get(config.dataset_name) != config.dataset:
+        return None
+    if (pipeline.model, pipeline.trainer, pipeline.seeds) != (config.model, config.trainer, config.seeds):
+        return None
+    names = [name for name, path in pipeline.paths.items()
+             if path.sweep == config.search.sweep and path.recipe == config.regularization]
+    if not names or not current(f"path@{config.dataset_name}"):
+        return None
+    networks = from_csv(path_table(config.dataset_name, names[0]).read_text())
+    chosen = select(by_strength(networks))
+    if chosen is None:
+        return None
+    by_seed = {row["seed"]: row["test_accuracy"] for row in networks if row["strength"] == chosen["strength"]}
+    return PathComparison(names[0], chosen["strength"], chosen["test_accuracy"],
+                          paired_difference(best.test_accuracies, [by_seed[seed] for seed in config.seeds]))

@@ -29,7 +29,7 @@ from pipeline.techniques import TECHNIQUES
 from pipeline.tracking import searches
 from pipeline.tracking.store import (common_tags, connect, experiment_id, failing, flatten, repository_root,
                                      run_url, start_runs, tracking_uri, ui_command)
-from pipeline.usecases.search import PathComparison, Trial, against_the_path, search, swept_key
+from pipeline.usecases.search import PathComparison, Trial, against_the_path, open_storage, search, swept_key
 
 CONFIG_NAME = "search"
 STUDY_FILE = "optuna.db"
@@ -94,12 +94,14 @@ def main(argv: list[str] | None = None) -> None:
     config = validate(SearchConfig, {**data, "dataset_name": choices["dataset"]}, "conf/search.yaml with overrides")
     settings, key, dataset = config.search, swept_key(config), config.dataset_name
     splits = split(check(config.dataset.source.load(), dataset), config.dataset.split)
+    storage = storage_url(settings.storage)
+    study_store = open_storage(storage)  # before any run: a store that cannot be opened leaves nothing behind
     client = connect()
     experiment = searches.experiment_name(dataset)
     tags = common_tags(dataset, "search", data_sha256=checksum(splits), recipe="+".join(config.regularization.techniques()))
     params = flatten(config.model_dump(mode="json", exclude={"analysis"}, exclude_none=True))
     [search_run] = start_runs(client, experiment, [f"search {key}"], [tags | {"kind": "search"}], [params])
-    storage, study = storage_url(settings.storage), f"{dataset} {key} {search_run}"
+    study = f"{dataset} {key} {search_run}"
     client.set_tag(search_run, "optuna_study", study)
     best_so_far: list[float] = []
 
@@ -113,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"search {dataset}/{key} in [{settings.low:g}, {settings.high:g}]: {settings.trials} trials x "
           f"{len(config.seeds)} seeds, {settings.batch} trials at once; score: {SCORES[settings.score]}", flush=True)
     with failing(client, [search_run]), tempfile.TemporaryDirectory() as tmp:
-        trials, best = search(config, splits, storage, study, record, progress="long")
+        trials, best = search(config, splits, study_store, study, record, progress="long")
         figure = Path(tmp) / "search.png"
         summary = sorted((t.row for t in trials), key=lambda row: row["strength"])
         figures.regularization_path(figure, summary, f"{dataset}: {len(trials)} trials of {key}", key,

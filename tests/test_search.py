@@ -21,7 +21,7 @@ from pipeline.data.splits import split
 from pipeline.engine.fit import Member
 from pipeline.params import compose_choosing
 from pipeline.tracking.store import PARENT
-from pipeline.usecases.search import search
+from pipeline.usecases.search import open_storage, search
 from pipeline.usecases.training import train
 
 # six trials, three at a time, each over three seeds: two rounds of nine networks
@@ -120,7 +120,7 @@ def test_the_lower_score_is_the_lower_end_of_the_seed_interval(project, tmp_path
     config = composed(project, *SMALL, "search.score=lower", "search.trials=2", "search.batch=2")
     splits = split(check(config.dataset.source.load(), "moons"), config.dataset.split)
     rounds = []
-    trials, best = search(config, splits, f"sqlite:///{tmp_path / 'study.db'}", "lower", rounds.append)
+    trials, best = search(config, splits, open_storage(f"sqlite:///{tmp_path / 'study.db'}"), "lower", rounds.append)
     assert [len(r) for r in rounds] == [2]
     assert [t.score for t in trials] == [t.row["dev_accuracy"]["ci95_low"] for t in trials]
     assert all(t.score < t.row["dev_accuracy"]["mean"] or t.row["dev_accuracy"]["ci95_high"] == t.score
@@ -137,6 +137,10 @@ def test_the_lower_score_is_the_lower_end_of_the_seed_interval(project, tmp_path
     (["dataset.split.dev=0"], "a search scores its trials on the dev split"),
     (["search.score=median"], "search.score"),
     (["search.tirals=3"], "search.tirals"),
+    (["search.storage='sqlite:////nonexistent/study.db'"],
+     "the Optuna study store sqlite:////nonexistent/study.db cannot be opened ((sqlite3.OperationalError) unable to "
+     "open database file)"),
+    (["search.storage=bogus://x"], "cannot be opened (Can't load plugin: sqlalchemy.dialects:bogus)"),
 ])
 def test_a_bad_search_setting_is_one_line_naming_it(project, capsys, overrides, said):
     with pytest.raises(SystemExit) as exit:

@@ -13,6 +13,7 @@ from pipeline.analysis.evaluation import evaluate
 from pipeline.analysis.regularization_path import by_strength, from_csv, rows, select
 from pipeline.analysis.statistics import paired_difference
 from pipeline.config import PipelineConfig, SearchConfig
+from pipeline.core.errors import PipelineError
 from pipeline.core.paths import path_table
 from pipeline.data.splits import Splits
 from pipeline.engine.fit import Member
@@ -39,10 +40,24 @@ def score(row: dict, kind: str) -> float:
     return dev["mean"] if kind == "mean" else dev["ci95_low"]
 
 
-def search(config: SearchConfig, splits: Splits, storage: str, study_name: str,
+def open_storage(url: str):
+    """Optuna's store at url, its tables made if new; one line if it cannot be opened."""
+    import optuna
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        return optuna.storages.RDBStorage(url)
+    except (SQLAlchemyError, ValueError, RuntimeError) as error:  # RuntimeError: another schema (mlflow.db)
+        reason = str(error).strip().splitlines()[0]
+        raise PipelineError(f"the Optuna study store {url} cannot be opened ({reason}): set search.storage to "
+                            f"the SQLAlchemy URL of a database of its own") from None
+
+
+def search(config: SearchConfig, splits: Splits, storage, study_name: str,
            record: Callable[[list[Trial]], None], progress: str | None = None) -> tuple[list[Trial], Trial]:
     """Every trial, and the best (the first of the highest score), after
-    handing each round's trials to record as they finish."""
+    handing each round's trials to record as they finish; the study is kept
+    in storage (open_storage's)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # a line per trial otherwise; ours say more

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import http.client
 import os
 import signal
 import sys
@@ -94,10 +95,10 @@ def machine_fault(error: BaseException) -> str | None:
 
 
 # A stage's one network peer is the tracking server (a download names its own failures, mirror by mirror):
-# a connection it refuses, resets or lets time out mid-run is that server gone.
+# a connection it refuses, resets, cuts mid-reply or lets time out mid-run is that server gone.
 LOST_CONNECTION = {ConnectionRefusedError: "connection refused", ConnectionResetError: "connection reset",
                    ConnectionAbortedError: "connection aborted", BrokenPipeError: "connection closed",
-                   TimeoutError: "timed out"}
+                   http.client.IncompleteRead: "reply cut off", TimeoutError: "timed out"}
 
 
 def lost_server(error: BaseException) -> str | None:

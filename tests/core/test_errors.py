@@ -79,3 +79,38 @@ def test_training_stops_at_the_end_of_the_chunk_a_swallowed_ctrl_c_arrived_in():
     with pytest.raises(SystemExit) as ended:
         main()
     assert ended.value.code == 130 and steps == [100]  # the first chunk, not a million steps
+
+
+@pytest.mark.parametrize("reply, cause", [
+    (b"", "connection reset"),  # closed before any reply
+    (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5284\r\n\r\n{", "reply cut off")])
+def test_a_tracking_server_gone_mid_request_is_one_line(reply, cause, monkeypatch, capsys):
+    """A real socket on 127.0.0.1 that dies mid-request, as a killed `mlflow
+    server` does (CI saw the cut-off reply: urllib3's IncompleteRead under
+    requests' ChunkedEncodingError under MlflowException): one line, exit 1."""
+    import socket
+
+    from mlflow import MlflowClient
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+
+    def die_mid_request():
+        connection, _ = listener.accept()
+        connection.recv(65536)
+        connection.sendall(reply)
+        if not reply:  # linger 0: a reset, as from a killed process; else a plain close mid-body
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        connection.close()
+
+    server = threading.Thread(target=die_mid_request, daemon=True)
+    server.start()
+    with pytest.raises(SystemExit) as exit:
+        cli(lambda: MlflowClient(url).get_run("0" * 32))()
+    server.join(timeout=10)
+    listener.close()
+    assert exit.value.code == 1
+    assert capsys.readouterr().err == (f"error: the MLflow tracking server {url} stopped answering ({cause}): start "
+                                       "it again and rerun (the runs it could not end show KILLED after the next run)\n")

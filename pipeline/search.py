@@ -22,8 +22,7 @@ from pipeline.analysis import figures
 from pipeline.config import PARAMS_FILE, PipelineConfig, SearchConfig, load_params
 from pipeline.core.errors import PipelineError, cli
 from pipeline.core.schema import validate
-from pipeline.data.raw import check
-from pipeline.data.splits import checksum, split
+from pipeline.data.splits import checksum, split_source
 from pipeline.params import compose_choosing
 from pipeline.techniques import TECHNIQUES
 from pipeline.tracking import searches
@@ -88,12 +87,17 @@ def choice(key: str, best: Trial, trials: int) -> str:
             f"dev accuracy {estimate(best.row, 'dev_accuracy')}, test accuracy {estimate(best.row, 'test_accuracy')}")
 
 
+def composed(overrides: list[str]) -> SearchConfig:
+    """conf/search.yaml with the overrides, validated; the dataset's name is its group choice."""
+    data, choices = compose_choosing(CONFIG_NAME, overrides)
+    return validate(SearchConfig, {**data, "dataset_name": choices["dataset"]}, "conf/search.yaml with overrides")
+
+
 @cli
 def main(argv: list[str] | None = None) -> None:
-    data, choices = compose_choosing(CONFIG_NAME, sys.argv[1:] if argv is None else argv)
-    config = validate(SearchConfig, {**data, "dataset_name": choices["dataset"]}, "conf/search.yaml with overrides")
+    config = composed(sys.argv[1:] if argv is None else argv)
     settings, key, dataset = config.search, swept_key(config), config.dataset_name
-    splits = split(check(config.dataset.source.load(), dataset), config.dataset.split)
+    splits = split_source(dataset, config.dataset.source, config.dataset.split)
     storage = storage_url(settings.storage)
     study_store = open_storage(storage)  # before any run: a store that cannot be opened leaves nothing behind
     client = connect()

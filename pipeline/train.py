@@ -34,8 +34,7 @@ from pipeline.analysis.weights import statistics_during_training
 from pipeline.config import AdhocConfig
 from pipeline.core.errors import PipelineError, cli
 from pipeline.core.schema import validate
-from pipeline.data.raw import check
-from pipeline.data.splits import SPLITS, checksum, split
+from pipeline.data.splits import SPLITS, checksum, split_source
 from pipeline.engine.fit import Member
 from pipeline.engine.network import Probabilities
 from pipeline.params import bad_config, config_dir
@@ -66,7 +65,7 @@ def job(composed: DictConfig) -> None:
     config = validate(AdhocConfig, {**data, "dataset_name": dataset_name, "regularization": regularization,
                                     "recipe": "+".join(regularization) or "baseline"},
                       "conf/train.yaml with overrides")
-    splits = split(check(config.dataset.source.load(), dataset_name), config.dataset.split)
+    splits = split_source(dataset_name, config.dataset.source, config.dataset.split)
     tags = common_tags(dataset_name, "adhoc", data_sha256=checksum(splits), recipe=config.recipe)
     run_config = config.model_dump(mode="json", exclude={"seeds", "analysis"}, exclude_none=True)
     if sweep := sweeps.sweep_run():  # nested under the sweep's run, which its launching process ends

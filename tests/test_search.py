@@ -15,11 +15,8 @@ from pipeline import search as search_command
 from pipeline.analysis.evaluation import evaluate
 from pipeline.analysis.regularization_path import by_strength, from_csv, select
 from pipeline.config import SearchConfig
-from pipeline.core.schema import validate
-from pipeline.data.raw import check
-from pipeline.data.splits import split
+from pipeline.data.splits import split_source
 from pipeline.engine.fit import Member
-from pipeline.params import compose_choosing
 from pipeline.tracking.store import PARENT
 from pipeline.usecases.search import open_storage, search
 from pipeline.usecases.training import train
@@ -34,8 +31,7 @@ def project(tmp_path_factory):
 
 
 def composed(project, *overrides: str) -> SearchConfig:
-    data, choices = in_project(project, lambda: compose_choosing("search", list(overrides)))
-    return validate(SearchConfig, {**data, "dataset_name": choices["dataset"]}, "test")
+    return in_project(project, lambda: search_command.composed(list(overrides)))
 
 
 def searched(project, capsys, *overrides: str) -> tuple[str, object, list]:
@@ -78,7 +74,7 @@ def test_a_search_scores_every_trial_over_its_seeds_and_logs_it_under_the_search
 
     # Trained with its batch-mates, the chosen strength scores what it scores trained alone.
     config = composed(project, *SMALL)
-    splits = split(check(config.dataset.source.load(), "moons"), config.dataset.split)
+    splits = split_source("moons", config.dataset.source, config.dataset.split)
     recipe = config.range().recipe_at(values[best])
     alone = train([Member(seed, recipe) for seed in config.seeds], config.model, config.trainer, splits,
                   boundaries=False)
@@ -118,7 +114,7 @@ def test_the_choice_is_compared_with_the_pipeline_path_trained_on_the_same_netwo
 
 def test_the_lower_score_is_the_lower_end_of_the_seed_interval(project, tmp_path):
     config = composed(project, *SMALL, "search.score=lower", "search.trials=2", "search.batch=2")
-    splits = split(check(config.dataset.source.load(), "moons"), config.dataset.split)
+    splits = split_source("moons", config.dataset.source, config.dataset.split)
     rounds = []
     trials, best = search(config, splits, open_storage(f"sqlite:///{tmp_path / 'study.db'}"), "lower", rounds.append)
     assert [len(r) for r in rounds] == [2]

@@ -15,7 +15,7 @@ from pydantic import AfterValidator, Field, model_validator
 from pipeline.core.atomic import write_npz
 from pipeline.core.errors import PipelineError
 from pipeline.core.schema import Schema, Seed
-from pipeline.data.raw import Raw, load_npz
+from pipeline.data.raw import Raw, SourceConfig, check, load_npz
 
 SPLIT_DIR = Path("data/split")
 SPLITS = ("train", "dev", "test")
@@ -121,6 +121,12 @@ def split(raw: Raw, config: SplitConfig) -> Splits:
         classes=classes,
         image_shape=raw.image_shape,
     )
+
+
+def split_source(name: str, source: SourceConfig, config: SplitConfig) -> Splits:
+    """A dataset's splits made in memory from its source, checked as the fetch
+    stage checks it: the entry points outside DVC (pipeline.train, pipeline.search)."""
+    return split(check(source.load(), name), config)
 
 
 def count(size: float, n: int) -> int:

@@ -32,9 +32,14 @@ def log_trials(client, experiment: str, search_run: str, key: str, tags: dict[st
                          [tags | {"kind": "trial", "trial": str(t.number)} for t in trials],
                          [{key: repr(t.value), "trial": str(t.number)} for t in trials], parent=search_run)
     for run_id, trial in zip(run_ids, trials):
-        row = {name: value for name, value in trial.row.items() if name != "strength"}
-        log_metrics(client, run_id, [*estimates(row), ("score", trial.score, 0), (key, trial.value, 0)])
+        log_metrics(client, run_id, trial_points(trial, key))
         client.set_terminated(run_id, "FINISHED")
+
+
+def trial_points(trial, key: str) -> list[tuple[str, float, int]]:
+    """A trial's measures over seeds (estimates() leaves the row's strength
+    out: it is logged under the swept key's name), its score and its value."""
+    return [*estimates(trial.row), ("score", trial.score, 0), (key, trial.value, 0)]
 
 
 def log_progress(client, search_run: str, best_score: float, trials_done: int) -> None:
@@ -46,8 +51,7 @@ def log_choice(client, search_run: str, key: str, best, figure: Path, descriptio
     """The choice; compared (pipeline.usecases.search.PathComparison): the
     pipeline path's dev choice, as path_choice, and the paired test accuracy
     difference to it, as test_accuracy_minus_path_mean, _ci95_low, _ci95_high."""
-    row = {name: value for name, value in best.row.items() if name != "strength"}
-    points = [*estimates(row), ("score", best.score, 0), (key, best.value, 0)]
+    points = trial_points(best, key)
     if compared:
         points += [("path_choice", compared.strength, 0),
                    *interval_points("test_accuracy_minus_path", compared.difference)]

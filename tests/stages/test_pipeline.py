@@ -397,6 +397,7 @@ def test_a_tracking_server_killed_mid_track_is_one_line_and_its_runs_end_killed(
     next track ends the runs the dead one left RUNNING as KILLED."""
     from mlflow import MlflowClient
 
+    from pipeline.core.errors import LOST_CONNECTION
     from pipeline.tracking.owners import KILLED
 
     store = f"sqlite:///{tmp_path / 'server.db'}"
@@ -417,8 +418,9 @@ def test_a_tracking_server_killed_mid_track_is_one_line_and_its_runs_end_killed(
                 time.sleep(0.2)
             os.killpg(server.pid, signal.SIGKILL)  # the server and its uvicorn workers
             _, stderr = track.communicate(timeout=120)
-        assert track.returncode == 1 and re.fullmatch(  # refused, reset or cut off mid-reply, as the kill fell
-            f"error: the MLflow tracking server {url} stopped answering \\((connection (refused|reset)|reply cut off)\\): "
+        lost = "|".join(map(re.escape, LOST_CONNECTION.values()))  # where the kill fell: refused, reset, cut off...
+        assert track.returncode == 1 and re.fullmatch(
+            f"error: the MLflow tracking server {url} stopped answering \\(({lost})\\): "
             "start it again and rerun \\(the runs it could not end show KILLED after the next run\\)\n", stderr), stderr
         assert not tracked.exists()
         left = [r.info.run_id for r in seed_runs(MlflowClient(store)) if r.info.status == "RUNNING"]

@@ -7,17 +7,21 @@ Network [2, 20, 3, 1], ReLU, sigmoid output, 211 training points, full-batch
 gradient descent with learning rate 0.3, float32. Measured:
 
 - trainer: the engine (pipeline.engine.fit, Lightning) training one network;
+- fused: the same with trainer.fused, its step compiled by torch.compile
+  (compiled before timing: each new process pays that once per shape);
 - torch: a plain PyTorch loop (nn.Sequential, torch.optim.SGD) training one;
 - numpy: the course notebook's numpy loop training one;
 - batched: the engine training K networks at once (model-steps per second);
+- fused_model: the same with trainer.fused;
 - vmap: K networks with torch.func (stack_module_state + vmap +
   functional_call), the alternative to stacked parameters the engine does not use.
 
 Each loop runs --rounds times, the loops taking turns, and its median
 counts, so that a moment of load on the machine does not decide a ratio.
 The last line printed is one JSON object with trainer_steps_per_s,
-torch_steps_per_s, numpy_steps_per_s, batched_model_steps_per_s,
-batched_models and vmap_model_steps_per_s.
+fused_steps_per_s, torch_steps_per_s, numpy_steps_per_s,
+batched_model_steps_per_s, fused_model_steps_per_s, batched_models and
+vmap_model_steps_per_s.
 """
 
 from __future__ import annotations
@@ -49,13 +53,13 @@ def football_sized_data(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
-def engine(X, y, steps: int, models: int) -> float:
+def engine(X, y, steps: int, models: int, fused: bool = False) -> float:
     """Model-steps per second of the engine training `models` networks at once."""
     empty = X[:0]
     splits = Splits(X={"train": X, "dev": empty, "test": empty}, y={"train": y, "dev": y[:0], "test": y[:0]},
                     classes=np.array([0, 1]))
     model = ModelConfig(hidden=HIDDEN, activation="relu", init="randn_sqrt_fan_in")
-    trainer = TrainerConfig(optimizer="sgd", lr=LR, max_steps=steps, eval_every=max(1, steps // 10))
+    trainer = TrainerConfig(optimizer="sgd", lr=LR, max_steps=steps, eval_every=max(1, steps // 10), fused=fused)
     members = [Member(seed, RecipeConfig()) for seed in range(models)]
     start = time.perf_counter()
     result = fit(members, model, trainer, splits)
@@ -144,12 +148,16 @@ def main() -> None:
     X, y = football_sized_data()
     plain_torch(X, y, 200)  # warm up torch's kernels before anything is timed
     engine(X, y, 20, 1)  # and Lightning's first-use imports
+    for k in (1, args.models):  # torch.compile's compilation, once per shape
+        engine(X, y, 20, k, fused=True)
     batched_steps = max(1, args.steps // 4)
     loops = {
         "trainer_steps_per_s": lambda: engine(X, y, args.steps, 1),
+        "fused_steps_per_s": lambda: engine(X, y, args.steps, 1, fused=True),
         "torch_steps_per_s": lambda: plain_torch(X, y, args.steps),
         "numpy_steps_per_s": lambda: plain_numpy(X, y, args.steps),
         "batched_model_steps_per_s": lambda: engine(X, y, batched_steps, args.models),
+        "fused_model_steps_per_s": lambda: engine(X, y, batched_steps, args.models, fused=True),
         "vmap_model_steps_per_s": lambda: vmap_torch(X, y, batched_steps, args.models),
     }
     rates: dict[str, list[float]] = {name: [] for name in loops}

@@ -8,8 +8,8 @@ import sys
 
 from conftest import ROOT, run
 
-KEYS = {"trainer_steps_per_s", "torch_steps_per_s", "numpy_steps_per_s", "batched_model_steps_per_s",
-        "batched_models", "vmap_model_steps_per_s"}
+KEYS = {"trainer_steps_per_s", "fused_steps_per_s", "torch_steps_per_s", "numpy_steps_per_s",
+        "batched_model_steps_per_s", "fused_model_steps_per_s", "batched_models", "vmap_model_steps_per_s"}
 
 
 def test_trainer_speed_benchmark_prints_its_figures():

@@ -11,6 +11,9 @@ networks, each with its own optimizer state.
 
 from __future__ import annotations
 
+import functools
+import warnings
+from typing import Callable
 
 import pytorch_lightning as pl
 import torch
@@ -32,6 +35,27 @@ CURVES = ("train_loss", "train_accuracy", "dev_loss", "dev_accuracy")
 
 class DivergenceError(PipelineError):
     pass
+
+
+def objective(net: StackedNetwork, techniques: list[Technique], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per network, (K,): its mean data loss plus its penalties."""
+    loss = net.loss(net(x), y)
+    for technique in techniques:
+        if (penalty := technique.penalty(net)) is not None:
+            loss = loss + penalty
+    return loss
+
+
+@functools.cache
+def fused_objective() -> Callable:
+    """objective compiled by torch.compile (inductor: forward, penalties and
+    loss, and through AOTAutograd their backward, fused into generated C++).
+    Compiled once per process and network shape (seconds); its kernels round
+    in their own order, so the networks are not the eager step's bit for bit
+    (trainer.fused; docs/speed.md)."""
+    # dynamo traces the aligned products' lru_cache'd helper (pure integer arithmetic) and says so once
+    warnings.filterwarnings("ignore", message=".*functools.lru_cache.*-wrapped function")
+    return torch.compile(objective)
 
 
 class BatchTraining(pl.LightningModule):
@@ -91,11 +115,7 @@ class BatchTraining(pl.LightningModule):
 
     def objective(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per network, (K,): its mean data loss plus its penalties."""
-        loss = self.net.loss(self.net(x), y)
-        for technique in self.techniques:
-            if (penalty := technique.penalty(self.net)) is not None:
-                loss = loss + penalty
-        return loss
+        return (fused_objective() if self.config.fused else objective)(self.net, self.techniques, x, y)
 
     def training_step(self, batch, batch_idx):
         # Lightning's optimizer wrapper and manual_backward cost more than a

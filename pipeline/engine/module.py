@@ -114,7 +114,7 @@ class BatchTraining(pl.LightningModule):
         return x[index], y[index]
 
     def objective(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Per network, (K,): its mean data loss plus its penalties."""
+        """objective(), eager, or compiled where trainer.fused asks for it."""
         return (fused_objective() if self.config.fused else objective)(self.net, self.techniques, x, y)
 
     def training_step(self, batch, batch_idx):

@@ -254,6 +254,16 @@ def wait_for_queue(project: Path) -> dict[str, str]:
     raise AssertionError(f"the queue did not finish in {QUEUE_TIMEOUT:.0f} s: {queue_status(project)}")
 
 
+@pytest.fixture(autouse=True)
+def ctrl_c_as_a_terminal_gives_it():
+    """Every test starts with Python's own Ctrl-C handler, and so do the
+    commands it starts. A child inherits an ignored SIGINT, and Lightning,
+    for one, leaves SIGINT ignored after a KeyboardInterrupt in its fit: a
+    test sending Ctrl-C to its command once saw it ignored (exit 0 instead
+    of 130) in a whole-suite run, though it passes alone."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def one_torch_thread_in_the_test_process():
     """Trainings inside the test process run on one thread. Two pytest workers

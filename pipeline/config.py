@@ -47,8 +47,8 @@ class TrainerConfig(Schema):
     precision: Literal["32-true", "64-true"] = "32-true"  # Lightning's: float32, or float64 throughout
     # Lightning's: auto is a GPU where PyTorch sees one, else the CPU; gpu stops where there is none
     accelerator: Literal["auto", "cpu", "gpu"] = "auto"
-    # torch.compile the objective and its backward: faster on long trainings, but not bit for bit the
-    # eager step, and not independent of batch-mates bit for bit (docs/speed.md)
+    # torch.compile the objective and its backward: not bit for bit the eager step, batch independence
+    # unproven, and measured no faster on a 2-core CPU (docs/speed.md); off unless asked for
     fused: bool = False
 
 

@@ -22,8 +22,15 @@ from typing import Callable, Iterator
 import pytest
 import yaml
 
-from pipeline import params
-from pipeline.stages import fetch, split
+# Two pytest workers share 2 cores, each starting commands whose torch runs two OpenMP threads; idle
+# OpenMP threads spin, by default, and took the cores from the other worker's commands: two small
+# `dvc repro` side by side took 141 s, and 69 s with idle threads asleep (alone, 59 s and 57 s).
+# Only waiting changes, not the arithmetic, so every result is the same. Not the product's default:
+# a single process steps 2-3x slower with sleeping threads (benchmarks/trainer_speed.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from pipeline import params  # noqa: E402 (after the environment its imports read)
+from pipeline.stages import fetch, split  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # dvc and python of the environment under test
@@ -257,10 +264,10 @@ def wait_for_queue(project: Path) -> dict[str, str]:
 @pytest.fixture(autouse=True)
 def ctrl_c_as_a_terminal_gives_it():
     """Every test starts with Python's own Ctrl-C handler, and so do the
-    commands it starts. A child inherits an ignored SIGINT, and Lightning,
-    for one, leaves SIGINT ignored after a KeyboardInterrupt in its fit: a
-    test sending Ctrl-C to its command once saw it ignored (exit 0 instead
-    of 130) in a whole-suite run, though it passes alone."""
+    commands it starts. A child inherits an ignored SIGINT: a test sending
+    Ctrl-C to its command once saw it ignored (exit 0 instead of 130) in a
+    whole-suite run, though it passes alone. Which test left it ignored is
+    not known; not fit(), interrupted or not (tests/engine/test_fit.py)."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 

@@ -22,12 +22,11 @@ from typing import Callable, Iterator
 import pytest
 import yaml
 
-# Two pytest workers share 2 cores, each starting commands whose torch runs two OpenMP threads; idle
-# OpenMP threads spin, by default, and took the cores from the other worker's commands: two small
-# `dvc repro` side by side took 141 s, and 69 s with idle threads asleep (alone, 59 s and 57 s).
-# Only waiting changes, not the arithmetic, so every result is the same. Not the product's default:
-# a single process steps 2-3x slower with sleeping threads (benchmarks/trainer_speed.py).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Two pytest workers share 2 cores, each starting commands whose torch runs two OpenMP threads. An
+# idle OpenMP thread spins for 300 000 rounds before it sleeps, by default, taking the cores from the
+# other worker's commands: two small `dvc repro` side by side took 147 s, and 54 s with 10 000 rounds
+# (44 s and 42 s alone). Only waiting changes, not the arithmetic, so every result is the same.
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 from pipeline import params  # noqa: E402 (after the environment its imports read)
 from pipeline.stages import fetch, split  # noqa: E402

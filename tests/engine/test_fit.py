@@ -6,25 +6,13 @@ from __future__ import annotations
 
 import signal
 
-import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-from sklearn.datasets import make_moons
+from test_progress import TINY, TRAINER, splits  # a tiny network on 40 moons points
 
-from pipeline.config import ModelConfig, TrainerConfig
-from pipeline.data.splits import Splits
 from pipeline.engine.fit import Member, fit
 from pipeline.techniques import RecipeConfig
-
-TINY = ModelConfig(hidden=[4], activation="relu", init="he")
-TRAINER = TrainerConfig(optimizer="adam", lr=0.01, max_steps=30, eval_every=10)
-
-
-def splits() -> Splits:
-    X, y = make_moons(40, noise=0.3, random_state=0)
-    return Splits(X={"train": X[:20], "dev": X[20:], "test": X[:0]},
-                  y={"train": y[:20], "dev": y[20:], "test": y[:0]}, classes=np.array([0, 1]))
 
 
 class CtrlC(pl.Callback):

@@ -87,11 +87,17 @@ def shrink_conf(conf: Path, whole_suite: bool = False) -> None:
               lambda d: d.update(steps=30, surfaces={"bowl": {**d["surfaces"]["bowl"], "strengths": [0, 1]}}))
 
 
-def make_project(path: Path, whole_suite: bool = False) -> Path:
-    """A git + DVC repository holding a copy of the project with a small conf/."""
+def make_project(path: Path, whole_suite: bool = False, own_code: bool = False) -> Path:
+    """A git + DVC repository holding a copy of the project with a small conf/.
+    Its pipeline/ is a link to the code under test unless own_code: the warm
+    worker (pipeline/warm.py) serves one copy of the code, so projects that
+    share it share one worker, which takes seconds of a core to start."""
+    path.mkdir(parents=True, exist_ok=True)
     for item in ("pipeline", "conf", "data/files", "dvc.yaml", ".gitignore", ".dvcignore"):
         source = ROOT / item
-        if source.is_dir():
+        if item == "pipeline" and not own_code:
+            (path / item).symlink_to(source, target_is_directory=True)
+        elif source.is_dir():
             shutil.copytree(source, path / item, ignore=shutil.ignore_patterns("__pycache__", "*.tmp*"))
         else:
             shutil.copy(source, path / item)

@@ -16,10 +16,18 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import BIN, gone, mlflow_client, run
+import pytest
+from conftest import BIN, gone, make_project, mlflow_client, run
 
 from pipeline import warm as launcher
 from pipeline.tracking.store import opening_alone
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A project with a copy of the code: a worker of its own, which these tests
+    start, change, signal and kill."""
+    return make_project(tmp_path / "project", own_code=True)
 
 
 def warm(project: Path, *args: str, env: dict | None = None):

@@ -276,6 +276,17 @@ def ctrl_c_as_a_terminal_gives_it():
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+@pytest.fixture(autouse=True)
+def no_tracking_uri_left_behind():
+    """mlflow.set_tracking_uri(), which logging a model calls, also writes
+    MLFLOW_TRACKING_URI into this process's environment, where every later
+    test of the worker finds it: a search once logged into another test's
+    store. Each test ends with neither set."""
+    yield
+    if (mlflow := sys.modules.get("mlflow")) is not None:
+        mlflow.set_tracking_uri(None)  # no-op unless a test set one; else also unsets the variable
+
+
 @pytest.fixture(autouse=True, scope="session")
 def one_torch_thread_in_the_test_process():
     """Trainings inside the test process run on one thread. Two pytest workers

@@ -445,7 +445,7 @@ def test_logged_model_loads_and_has_a_signature(built_project):
     client = mlflow_client(built_project)
     experiment = client.get_experiment_by_name("moons")
     model = client.search_logged_models([experiment.experiment_id], max_results=1)[0]
-    mlflow.set_tracking_uri(f"sqlite:///{built_project / 'mlflow.db'}")
+    mlflow.set_tracking_uri(f"sqlite:///{built_project / 'mlflow.db'}")  # unset after the test (conftest)
     loaded = mlflow.pyfunc.load_model(model.model_uri)
     assert loaded.metadata.signature is not None
     proba = loaded.predict(np.zeros((3, 2), dtype=np.float32))
